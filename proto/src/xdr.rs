@@ -329,6 +329,16 @@ impl XdrWriter {
         }
         self.put_bool(false);
     }
+
+    /// Like [`put_list`](Self::put_list) for entries produced on the fly,
+    /// so a large table can be encoded without collecting it first.
+    pub fn put_list_iter<T: Encode>(&mut self, items: impl IntoIterator<Item = T>) {
+        for item in items {
+            self.put_bool(true);
+            item.encode(self);
+        }
+        self.put_bool(false);
+    }
 }
 
 /// A value with an XDR encoding.
