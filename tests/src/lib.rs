@@ -1,1 +1,86 @@
-//! Harness for end-to-end tests (being written).
+//! Harness for the end-to-end tests: private network namespaces, the real
+//! daemons (ours and Debian's C rpcbind) started inside them, a small
+//! independent RPC client, and output normalisation for differential
+//! comparison. Does process, namespace and socket I/O.
+
+pub mod daemon;
+pub mod namespace;
+pub mod normalise;
+pub mod rpcwire;
+mod sys;
+
+use std::path::PathBuf;
+
+pub use daemon::{for_each_impl, Impl, Rpcbind};
+pub use namespace::{run_with_timeout, Background, Namespace, RunOutput};
+
+/// True when this process may create namespaces (root and a working
+/// `unshare`); otherwise prints why `test_name` is skipped.
+pub fn require_root(test_name: &str) -> bool {
+    let usable = sys::euid() == 0
+        && std::process::Command::new("unshare")
+            .args(["-n", "-m", "true"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !usable {
+        eprintln!("skipping {test_name}: needs root for network namespaces");
+    }
+    usable
+}
+
+/// The workspace's built binary `name` (target/<profile>/<name>).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>: the profile dir is two up.
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// The harness's own RPC client binary (`tests/src/bin/rpcclient.rs`).
+pub fn rpcclient() -> PathBuf {
+    binary("rpcclient")
+}
+
+/// Runs one case against `which` when root and installed; otherwise prints
+/// why it is skipped.
+pub fn run_case(test: &str, which: Impl, f: impl FnOnce(Impl)) {
+    if !require_root(test) {
+        return;
+    }
+    if !which.available() {
+        eprintln!("skipping {test}: {} not installed", which.name());
+        return;
+    }
+    f(which)
+}
+
+/// Declares each case once per implementation: `name::reference` and
+/// `name::ours`, so a failure says which daemon failed.
+#[macro_export]
+macro_rules! cases {
+    ($(fn $name:ident($which:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn case($which: $crate::Impl) $body
+            #[test]
+            fn reference() {
+                $crate::run_case(concat!(stringify!($name), "::reference"), $crate::Impl::Reference, case)
+            }
+            #[test]
+            fn ours() {
+                $crate::run_case(concat!(stringify!($name), "::ours"), $crate::Impl::Ours, case)
+            }
+        }
+    )*};
+}

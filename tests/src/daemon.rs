@@ -1,0 +1,124 @@
+//! Starting an rpcbind daemon (ours or Debian's C reference) inside a
+//! `Namespace` and waiting until it answers. Does process I/O; implements
+//! no RFC.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::namespace::{Background, Namespace};
+
+/// Where Debian installs the C reference daemon.
+pub const REFERENCE_RPCBIND: &str = "/usr/sbin/rpcbind";
+
+/// How long a daemon may take to start answering.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which rpcbind implementation a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// This workspace's `rpcbind` binary.
+    Ours,
+    /// Debian's C rpcbind (`/usr/sbin/rpcbind`).
+    Reference,
+}
+
+impl Impl {
+    /// Both implementations, in the order tests run them.
+    pub const ALL: [Impl; 2] = [Impl::Reference, Impl::Ours];
+
+    /// Whether this implementation can be run here.
+    pub fn available(self) -> bool {
+        match self {
+            Impl::Ours => true,
+            Impl::Reference => std::path::Path::new(REFERENCE_RPCBIND).exists(),
+        }
+    }
+
+    /// The program to execute.
+    pub fn program(self) -> PathBuf {
+        match self {
+            Impl::Ours => crate::binary("rpcbind"),
+            Impl::Reference => PathBuf::from(REFERENCE_RPCBIND),
+        }
+    }
+
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Ours => "ours",
+            Impl::Reference => "reference",
+        }
+    }
+}
+
+/// A running rpcbind daemon in a namespace; killed on drop.
+#[derive(Debug)]
+pub struct Rpcbind<'ns> {
+    pub ns: &'ns Namespace,
+    pub which: Impl,
+    pub process: Background,
+}
+
+impl<'ns> Rpcbind<'ns> {
+    /// Starts `which` with `-f` and `extra` arguments and waits until the
+    /// local socket exists and `rpcinfo -p` succeeds. Panics (with the
+    /// daemon's stderr) when it does not within `START_TIMEOUT`.
+    pub fn start(ns: &'ns Namespace, which: Impl, extra: &[&str]) -> Rpcbind<'ns> {
+        let mut args = vec!["-f"];
+        args.extend_from_slice(extra);
+        let process = ns.spawn(which.program(), &args);
+        let mut daemon = Rpcbind { ns, which, process };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let sock = self.ns.host_path("/run/rpcbind.sock");
+        loop {
+            if let Some(status) = self.process.try_wait() {
+                panic!(
+                    "{} rpcbind exited early ({status}); stderr:\n{}",
+                    self.which.name(),
+                    self.process.stderr()
+                );
+            }
+            if sock.exists()
+                && self
+                    .ns
+                    .run("rpcinfo", &["-p"], Duration::from_secs(3))
+                    .success()
+            {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} rpcbind did not answer within {START_TIMEOUT:?}; stderr:\n{}",
+                    self.which.name(),
+                    self.process.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the daemon to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.process
+            .signal_and_wait(libc::SIGTERM, Duration::from_secs(10))
+    }
+}
+
+/// Runs `f` once for each available implementation, printing which one
+/// is skipped. Panics in `f` carry the implementation's name.
+pub fn for_each_impl(test: &str, mut f: impl FnMut(Impl)) {
+    for which in Impl::ALL {
+        if !which.available() {
+            eprintln!("{test}: skipping {}: not installed", which.name());
+            continue;
+        }
+        eprintln!("{test}: against {}", which.name());
+        f(which);
+    }
+}
