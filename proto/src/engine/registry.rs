@@ -1,0 +1,395 @@
+//! The registry: C rpcbind's two linked lists, the RPCBIND list
+//! (`list_rbl`: program, version, netid, universal address, owner) and the
+//! PMAP v2 list (`list_pml`: program, version, protocol, port), with hash
+//! indexes beside them so that no lookup, SET or UNSET scans the table.
+//! No I/O.
+//!
+//! Semantics follow rpcbind 1.2.6 `rpcb_svc_com.c` (`map_set`,
+//! `map_unset`, `find_service`, `add_pmaplist`, `del_pmaplist`) and
+//! `pmap_svc.c` (`find_service_pmap`); see `proto/RULES.md`.
+
+use std::collections::HashMap;
+
+use super::list::{Id, OrderedList};
+use crate::rpc::{Program, Version};
+
+/// `IPPROTO_TCP`, the PMAP v2 protocol number of `tcp`.
+pub const IPPROTO_TCP: u32 = 6;
+/// `IPPROTO_UDP`, the PMAP v2 protocol number of `udp`.
+pub const IPPROTO_UDP: u32 = 17;
+
+/// One RPCBIND registration (RFC 1833 `rpcb`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub program: Program,
+    pub version: Version,
+    /// The netid as registered (case kept; matched case-insensitively).
+    pub netid: String,
+    /// The universal address.
+    pub addr: String,
+    /// `superuser`, a decimal uid, or `unknown`.
+    pub owner: String,
+}
+
+/// One PMAP v2 mapping (RFC 1833 section 3, `mapping`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PmapEntry {
+    pub program: Program,
+    pub version: Version,
+    /// `IPPROTO_TCP` or `IPPROTO_UDP`.
+    pub protocol: u32,
+    pub port: u32,
+}
+
+/// C compares netids with `strcasecmp`, so the indexes key on the ASCII
+/// lowercase form.
+type NetidKey = Box<str>;
+
+fn netid_key(netid: &str) -> NetidKey {
+    netid.to_ascii_lowercase().into_boxed_str()
+}
+
+/// Ids grouped under one key, kept in list order.
+type Groups<K> = HashMap<K, Vec<Id>>;
+
+fn group_add<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id, front: bool) {
+    let v = g.entry(key).or_default();
+    if front {
+        v.insert(0, id);
+    } else {
+        v.push(id);
+    }
+}
+
+fn group_remove<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
+    if let Some(v) = g.get_mut(&key) {
+        v.retain(|&x| x != id);
+        if v.is_empty() {
+            g.remove(&key);
+        }
+    }
+}
+
+/// The registry of mappings; see the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    rpcb: OrderedList<Registration>,
+    /// (program, version, netid): at most one entry, since SET refuses
+    /// a second one.
+    by_key: HashMap<(Program, Version, NetidKey), Id>,
+    /// (program, netid) in list order: `find_service`'s version fallback.
+    by_prog_netid: Groups<(Program, NetidKey)>,
+    /// (program, version) in list order: UNSET with an empty netid and
+    /// GETADDRLIST.
+    by_prog_vers: Groups<(Program, Version)>,
+    pmap: OrderedList<PmapEntry>,
+    /// (program, protocol) in list order: `find_service_pmap`.
+    pmap_by_prog_prot: Groups<(Program, u32)>,
+    /// (program, version) in list order: `del_pmaplist`.
+    pmap_by_prog_vers: Groups<(Program, Version)>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of RPCBIND registrations.
+    pub fn len(&self) -> usize {
+        self.rpcb.len()
+    }
+
+    /// Whether there are no RPCBIND registrations.
+    pub fn is_empty(&self) -> bool {
+        self.rpcb.len() == 0
+    }
+
+    /// The RPCBIND registrations in DUMP order.
+    pub fn iter(&self) -> impl Iterator<Item = &Registration> + '_ {
+        self.rpcb.iter()
+    }
+
+    /// The PMAP v2 mappings in PMAP DUMP order.
+    pub fn pmap_iter(&self) -> impl Iterator<Item = &PmapEntry> + '_ {
+        self.pmap.iter()
+    }
+
+    /// The number of PMAP v2 mappings.
+    pub fn pmap_len(&self) -> usize {
+        self.pmap.len()
+    }
+
+    /// C `find_service`: the entry for exactly (program, version, netid)
+    /// if there is one, otherwise the last entry in list order for
+    /// (program, netid) with any version.
+    pub fn find_service(
+        &self,
+        program: Program,
+        version: Version,
+        netid: &str,
+    ) -> Option<&Registration> {
+        let key = netid_key(netid);
+        if let Some(&id) = self.by_key.get(&(program, version, key.clone())) {
+            return self.rpcb.get(id);
+        }
+        let ids = self.by_prog_netid.get(&(program, key))?;
+        self.rpcb.get(*ids.last()?)
+    }
+
+    /// The entry for exactly (program, version, netid).
+    pub fn lookup(&self, program: Program, version: Version, netid: &str) -> Option<&Registration> {
+        let id = *self.by_key.get(&(program, version, netid_key(netid)))?;
+        self.rpcb.get(id)
+    }
+
+    /// The entries for (program, version) on any netid, in list order.
+    pub fn by_program_version(
+        &self,
+        program: Program,
+        version: Version,
+    ) -> impl Iterator<Item = &Registration> + '_ {
+        self.by_prog_vers
+            .get(&(program, version))
+            .into_iter()
+            .flatten()
+            .filter_map(|&id| self.rpcb.get(id))
+    }
+
+    /// C `map_set`: adds the mapping at the end of the list unless
+    /// (program, version, netid) is taken. Returns TRUE when added, or when
+    /// the same address is already registered there; FALSE otherwise (a SET
+    /// never overwrites). A `udp`/`tcp` mapping is mirrored into the PMAP
+    /// list.
+    pub fn set(
+        &mut self,
+        program: Program,
+        version: Version,
+        netid: &str,
+        addr: &str,
+        owner: &str,
+    ) -> bool {
+        if let Some(existing) = self.lookup(program, version, netid) {
+            return existing.addr == addr;
+        }
+        self.insert(program, version, netid, addr, owner, false);
+        true
+    }
+
+    /// Like [`set`](Self::set) but at the head of both lists, as C's
+    /// `rbllist_add` and the init-time PMAP entries do for the daemon's own
+    /// registrations.
+    pub(crate) fn set_front(
+        &mut self,
+        program: Program,
+        version: Version,
+        netid: &str,
+        addr: &str,
+    ) {
+        if self.lookup(program, version, netid).is_none() {
+            self.insert(program, version, netid, addr, "superuser", true);
+        }
+    }
+
+    fn insert(
+        &mut self,
+        program: Program,
+        version: Version,
+        netid: &str,
+        addr: &str,
+        owner: &str,
+        front: bool,
+    ) {
+        let reg = Registration {
+            program,
+            version,
+            netid: netid.to_owned(),
+            addr: addr.to_owned(),
+            owner: owner.to_owned(),
+        };
+        let id = if front {
+            self.rpcb.push_front(reg)
+        } else {
+            self.rpcb.push_back(reg)
+        };
+        let key = netid_key(netid);
+        self.by_key.insert((program, version, key.clone()), id);
+        group_add(&mut self.by_prog_netid, (program, key), id, front);
+        group_add(&mut self.by_prog_vers, (program, version), id, front);
+        if let (Some(protocol), Some(port)) = (netid_to_protocol(netid), uaddr_port(addr)) {
+            let entry = PmapEntry {
+                program,
+                version,
+                protocol,
+                port,
+            };
+            self.push_pmap(entry, front);
+        }
+    }
+
+    fn push_pmap(&mut self, entry: PmapEntry, front: bool) {
+        let id = if front {
+            self.pmap.push_front(entry)
+        } else {
+            self.pmap.push_back(entry)
+        };
+        group_add(
+            &mut self.pmap_by_prog_prot,
+            (entry.program, entry.protocol),
+            id,
+            front,
+        );
+        group_add(
+            &mut self.pmap_by_prog_vers,
+            (entry.program, entry.version),
+            id,
+            front,
+        );
+    }
+
+    /// Adds a PMAP-only entry at the head of the PMAP list (the daemon's
+    /// own version 3 and 4 entries, which C keeps only in `list_pml`).
+    pub(crate) fn pmap_push_front(&mut self, entry: PmapEntry) {
+        self.push_pmap(entry, true);
+    }
+
+    /// C `map_unset`: removes, in list order, every entry for (program,
+    /// version) whose netid matches (case-insensitively; an empty netid
+    /// matches all). A caller that is neither `superuser` nor the owner
+    /// stops the walk at the first entry it does not own and gets FALSE
+    /// (entries removed before it stay removed, as in C). Otherwise TRUE,
+    /// also when nothing matched. When something was removed, the PMAP
+    /// mirror is cleaned as C's `del_pmaplist` does.
+    pub fn unset(&mut self, program: Program, version: Version, netid: &str, owner: &str) -> bool {
+        let key = netid_key(netid);
+        let candidates: Vec<Id> = match self.by_prog_vers.get(&(program, version)) {
+            Some(ids) => ids.clone(),
+            None => return true,
+        };
+        let mut removed = false;
+        for id in candidates {
+            let Some(reg) = self.rpcb.get(id) else {
+                continue;
+            };
+            if !netid.is_empty() && netid_key(&reg.netid) != key {
+                continue;
+            }
+            if owner != "superuser" && reg.owner != owner {
+                return false;
+            }
+            self.remove_rpcb(id);
+            removed = true;
+        }
+        if removed {
+            self.del_pmaplist(program, version, netid);
+        }
+        true
+    }
+
+    fn remove_rpcb(&mut self, id: Id) {
+        if let Some(reg) = self.rpcb.remove(id) {
+            let key = netid_key(&reg.netid);
+            self.by_key.remove(&(reg.program, reg.version, key.clone()));
+            group_remove(&mut self.by_prog_netid, (reg.program, key), id);
+            group_remove(&mut self.by_prog_vers, (reg.program, reg.version), id);
+        }
+    }
+
+    /// C `del_pmaplist`: the netid is compared exactly (`strcmp`), unlike
+    /// the RPCBIND list.
+    fn del_pmaplist(&mut self, program: Program, version: Version, netid: &str) {
+        let protocol = if netid.is_empty() {
+            None
+        } else {
+            match netid_to_protocol(netid) {
+                Some(p) => Some(p),
+                None => return,
+            }
+        };
+        let ids: Vec<Id> = match self.pmap_by_prog_vers.get(&(program, version)) {
+            Some(ids) => ids.clone(),
+            None => return,
+        };
+        for id in ids {
+            let Some(&entry) = self.pmap.get(id) else {
+                continue;
+            };
+            if protocol.is_some_and(|p| p != entry.protocol) {
+                continue;
+            }
+            self.pmap.remove(id);
+            group_remove(&mut self.pmap_by_prog_prot, (program, entry.protocol), id);
+            group_remove(&mut self.pmap_by_prog_vers, (program, version), id);
+        }
+    }
+
+    /// C `find_service_pmap`: exact (program, version, protocol), else the
+    /// last PMAP entry for (program, protocol).
+    pub fn find_service_pmap(
+        &self,
+        program: Program,
+        version: Version,
+        protocol: u32,
+    ) -> Option<&PmapEntry> {
+        let ids = self.pmap_by_prog_prot.get(&(program, protocol))?;
+        let mut hit = None;
+        for &id in ids {
+            let entry = self.pmap.get(id)?;
+            hit = Some(entry);
+            if entry.version == version {
+                break;
+            }
+        }
+        hit
+    }
+}
+
+/// C `pmap_netid2ipprot`: exactly `tcp` or `udp`.
+pub fn netid_to_protocol(netid: &str) -> Option<u32> {
+    match netid {
+        "tcp" => Some(IPPROTO_TCP),
+        "udp" => Some(IPPROTO_UDP),
+        _ => None,
+    }
+}
+
+/// C `pmap_ipprot2netid`.
+pub fn protocol_to_netid(protocol: u32) -> Option<&'static str> {
+    match protocol {
+        IPPROTO_TCP => Some("tcp"),
+        IPPROTO_UDP => Some("udp"),
+        _ => None,
+    }
+}
+
+/// C `uaddr2port`: the two fields after the last two dots, each read with
+/// `atoi`, as `hi * 256 + lo` (an `int`, stored in an `unsigned long` and
+/// sent as 32 bits).
+pub fn uaddr_port(uaddr: &str) -> Option<u32> {
+    let (rest, lo) = uaddr.rsplit_once('.')?;
+    let (_, hi) = rest.rsplit_once('.')?;
+    let port = c_atoi(hi).wrapping_mul(256).wrapping_add(c_atoi(lo));
+    Some(port as u32)
+}
+
+/// glibc `atoi`: optional leading white space and sign, then digits;
+/// anything else ends the number. Overflow saturates like `strtol` on a
+/// 64-bit `long` and is then truncated to `int`.
+pub(crate) fn c_atoi(s: &str) -> i32 {
+    let s = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut value: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        value = value.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+    }
+    let value = if negative {
+        value.saturating_neg()
+    } else {
+        value
+    };
+    value as i32
+}
