@@ -1,13 +1,18 @@
 //! The port policy engine: which ports RPC daemons may take, and why.
 //!
 //! The core ([`services`], [`blacklist`], [`portreserve`], [`nfsconf`],
-//! [`sysctl`], [`config`], [`policy`]) is pure: text and values in, values
-//! out, no I/O. The rpcbind daemon's allocation service links these modules
-//! and feeds them its own [`policy::Sources`]. The I/O layer used by the
-//! `portpolicy` command ([`load`]) reads files under a root directory into
-//! those same inputs.
+//! [`portset`], [`config`], [`policy`]) is pure: text and values in,
+//! values out, no I/O. The rpcbind daemon's allocation service links these
+//! modules and feeds [`policy::Policy::compute`] its own
+//! [`policy::Sources`]. The I/O layer used by the `portpolicy` command
+//! ([`load`]) reads files under a root directory into those same inputs.
 #![forbid(unsafe_code)]
 
+pub mod blacklist;
+pub mod config;
+pub mod nfsconf;
+pub mod portreserve;
+pub mod portset;
 pub mod services;
 
 mod protocol;

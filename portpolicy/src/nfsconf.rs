@@ -1,0 +1,118 @@
+//! Ports fixed in `/etc/nfs.conf` (nfs.conf(5)). Pure, no I/O.
+//!
+//! The file is INI-like: `[section]`, `key = value`, `#` or `;` comments;
+//! sections and keys are case-insensitive. Only the keys that pin a port
+//! are read; a value of 0 means "not fixed" (the daemon picks a port).
+//! `include` lines and sub-sections are passed over: they cannot pin one
+//! of the keys below in a way this reader would miss without following
+//! the include, which is documented as a limit in the README.
+
+use crate::Protocol;
+
+/// The keys that fix a port, and the protocols the daemon uses it for.
+const PORT_KEYS: &[(&str, &str, Option<Protocol>)] = &[
+    ("statd", "port", None),
+    ("statd", "outgoing-port", Some(Protocol::Udp)),
+    ("sm-notify", "outgoing-port", Some(Protocol::Udp)),
+    ("mountd", "port", None),
+    ("lockd", "port", Some(Protocol::Tcp)),
+    ("lockd", "udp-port", Some(Protocol::Udp)),
+    ("nfsd", "port", None),
+];
+
+/// One port fixed in nfs.conf.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NfsPort {
+    /// `section.key`, e.g. `statd.port`.
+    pub key: String,
+    /// The port.
+    pub port: u16,
+    /// The protocol, or None for both.
+    pub protocol: Option<Protocol>,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// A port key whose value is not a port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The fixed ports of an nfs.conf text, in file order.
+pub fn parse(text: &str) -> Result<Vec<NfsPort>, ParseError> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.trim();
+        if content.is_empty() || content.starts_with('#') || content.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = content.strip_prefix('[') {
+            let name = rest.split(']').next().unwrap_or("");
+            section = name.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            continue;
+        }
+        let Some((key, value)) = content.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.split('#').next().unwrap_or("").trim();
+        let Some((_, _, protocol)) = PORT_KEYS
+            .iter()
+            .find(|(s, k, _)| *s == section && *k == key)
+        else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let port = crate::services::parse_port(value).ok_or_else(|| ParseError {
+            line,
+            reason: format!("[{section}] {key} = {value:?} is not a port number"),
+        })?;
+        if port != 0 {
+            out.push(NfsPort {
+                key: format!("{section}.{key}"),
+                port,
+                protocol: *protocol,
+                line,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_default_fixes_nothing() {
+        let text = include_str!("../tests/fixtures/debian-nfs.conf");
+        assert_eq!(parse(text).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn fixed_ports() {
+        let text = "[General]\nport=5\n[Statd]\n Port = 662\noutgoing-port=2020 # c\n\
+                    [lockd]\nport=0\nudp-port=32769\n[nfsd]\nport=2049\n";
+        let p = parse(text).unwrap();
+        let got: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.port, p.protocol, p.line)).collect();
+        assert_eq!(
+            got,
+            [
+                ("statd.port", 662, None, 4),
+                ("statd.outgoing-port", 2020, Some(Protocol::Udp), 5),
+                ("lockd.udp-port", 32769, Some(Protocol::Udp), 8),
+                ("nfsd.port", 2049, None, 10),
+            ]
+        );
+        assert_eq!(parse("[mountd]\nport=abc").unwrap_err().line, 2);
+    }
+}
