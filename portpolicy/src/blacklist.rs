@@ -175,7 +175,10 @@ mod tests {
         let b = Blacklist::parse("  \t700  # x\n0x2bc\n\n#c\n").unwrap();
         assert_eq!(b.admin_ports().to_string(), "700");
         assert_eq!(Blacklist::parse("700\n70x\n").unwrap_err().line, 2);
-        assert!(Blacklist::parse("0631").unwrap_err().reason.contains("octal"));
+        assert!(Blacklist::parse("0631")
+            .unwrap_err()
+            .reason
+            .contains("octal"));
         assert!(Blacklist::parse("70000").is_err());
         assert!(Blacklist::parse("631 636").is_err());
     }
@@ -187,7 +190,10 @@ mod tests {
         assert!(text.starts_with(DEBIAN));
         let b = Blacklist::parse(&text).unwrap();
         assert_eq!(b.admin.len(), 9);
-        assert_eq!(b.managed.iter().map(|e| e.port).collect::<Vec<_>>(), [700, 701]);
+        assert_eq!(
+            b.managed.iter().map(|e| e.port).collect::<Vec<_>>(),
+            [700, 701]
+        );
         // Replacing is idempotent and keeps the admin's lines.
         assert_eq!(with_managed_block(&text, &ports), text);
         let fewer = with_managed_block(&text, &PortSet::parse_list("702").unwrap());

@@ -43,7 +43,9 @@ impl Protocols {
     pub fn covers(self, proto: Protocol) -> bool {
         matches!(
             (self, proto),
-            (Protocols::Both, _) | (Protocols::Tcp, Protocol::Tcp) | (Protocols::Udp, Protocol::Udp)
+            (Protocols::Both, _)
+                | (Protocols::Tcp, Protocol::Tcp)
+                | (Protocols::Udp, Protocol::Udp)
         )
     }
 }
@@ -269,8 +271,8 @@ impl Config {
         }
         if let Some(range) = file.high_range {
             let span = range.span();
-            self.high_range = parse_high_range(range.get_ref())
-                .map_err(|reason| err(Some(span), reason))?;
+            self.high_range =
+                parse_high_range(range.get_ref()).map_err(|reason| err(Some(span), reason))?;
         }
         if let Some(s) = file.sources {
             let d = &mut self.sources;
@@ -321,7 +323,10 @@ impl Config {
             } else if self.reservations[..i].iter().any(|o| o.name == r.name) {
                 Some(format!("reservation name {:?} is used twice", r.name))
             } else if r.port == PortSpec::Number(0) {
-                Some(format!("reservation {:?}: port 0 cannot be reserved", r.name))
+                Some(format!(
+                    "reservation {:?}: port 0 cannot be reserved",
+                    r.name
+                ))
             } else {
                 None
             };
@@ -404,8 +409,7 @@ mod tests {
 
     #[test]
     fn full_file() {
-        let c = one(
-            r#"mode = "high"
+        let c = one(r#"mode = "high"
 high_range = "40000-40999"
 exclude = ["700", "710-719/udp"]
 [sources]
@@ -421,8 +425,7 @@ name = "rsync"
 port = 873
 protocol = "both"
 unit = "rsync.service"
-"#,
-        )
+"#)
         .unwrap();
         assert_eq!(c.mode, Mode::High);
         assert_eq!(c.high_range, PortRange::new(40000, 40999));
@@ -433,7 +436,10 @@ unit = "rsync.service"
         assert_eq!(c.reservations[0].port, PortSpec::Service("ipp".into()));
         assert_eq!(c.reservations[0].protocols, Protocols::Tcp);
         assert_eq!(c.reservations[1].origin, "/etc/portpolicy.toml:12");
-        assert_eq!(c.apply.sysctl_dropin, PathBuf::from("/etc/sysctl.d/99-x.conf"));
+        assert_eq!(
+            c.apply.sysctl_dropin,
+            PathBuf::from("/etc/sysctl.d/99-x.conf")
+        );
     }
 
     #[test]
@@ -452,7 +458,11 @@ unit = "rsync.service"
     fn errors_name_file_and_line() {
         let e = one("mode = \"privileged\"\n\nmodee = 1\n").unwrap_err();
         assert_eq!(e.line, Some(3));
-        assert!(e.to_string().starts_with("/etc/portpolicy.toml:3: unknown field `modee`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/etc/portpolicy.toml:3: unknown field `modee`"),
+            "{e}"
+        );
         let e = one("mode = \"fast\"").unwrap_err();
         assert_eq!(e.line, Some(1));
         let e = one("\nexclude = [\n \"1\",\n \"x-2\"]").unwrap_err();
@@ -461,7 +471,10 @@ unit = "rsync.service"
         assert!(e.reason.contains("below 1024"));
         let e = one("[[reservation]]\nname=\"a\"\nport=1\n[[reservation]]\nname=\"a\"\nport=2\n")
             .unwrap_err();
-        assert_eq!(e.to_string(), "/etc/portpolicy.toml:4: reservation name \"a\" is used twice");
+        assert_eq!(
+            e.to_string(),
+            "/etc/portpolicy.toml:4: reservation name \"a\" is used twice"
+        );
         let e = one("[[reservation]]\nname=\"a\"\nport=1\nowner=3\n").unwrap_err();
         assert_eq!(e.line, Some(4));
         let e = one("[sources]\nservices = \"yes\"").unwrap_err();

@@ -11,6 +11,7 @@
 pub mod blacklist;
 pub mod config;
 pub mod nfsconf;
+pub mod policy;
 pub mod portreserve;
 pub mod portset;
 pub mod services;

@@ -55,7 +55,11 @@ pub fn parse(text: &str) -> Result<Vec<NfsPort>, ParseError> {
         }
         if let Some(rest) = content.strip_prefix('[') {
             let name = rest.split(']').next().unwrap_or("");
-            section = name.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            section = name
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             continue;
         }
         let Some((key, value)) = content.split_once('=') else {
@@ -103,7 +107,10 @@ mod tests {
         let text = "[General]\nport=5\n[Statd]\n Port = 662\noutgoing-port=2020 # c\n\
                     [lockd]\nport=0\nudp-port=32769\n[nfsd]\nport=2049\n";
         let p = parse(text).unwrap();
-        let got: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.port, p.protocol, p.line)).collect();
+        let got: Vec<_> = p
+            .iter()
+            .map(|p| (p.key.as_str(), p.port, p.protocol, p.line))
+            .collect();
         assert_eq!(
             got,
             [

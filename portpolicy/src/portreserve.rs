@@ -56,7 +56,10 @@ fn parse_item(text: &str) -> Result<PortreserveItem, String> {
         return Err(format!("{text:?}: one service or port per line"));
     }
     let (port, proto) = match text.split_once('/') {
-        Some((p, proto)) => (p, Some(proto.parse::<Protocol>().map_err(|e| e.to_string())?)),
+        Some((p, proto)) => (
+            p,
+            Some(proto.parse::<Protocol>().map_err(|e| e.to_string())?),
+        ),
         None => (text, None),
     };
     if port.bytes().all(|b| b.is_ascii_digit()) {

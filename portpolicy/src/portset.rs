@@ -257,10 +257,7 @@ mod tests {
         assert_eq!(s.to_string(), "631,999-1002,65535");
         assert_eq!(s.len(), 6);
         assert!(PortSet::parse_list("").unwrap().is_empty());
-        assert_eq!(
-            PortSet::parse_list("5-3"),
-            Err(PortListError("5-3".into()))
-        );
+        assert_eq!(PortSet::parse_list("5-3"), Err(PortListError("5-3".into())));
         assert!(PortSet::parse_list("70000").is_err());
         assert!(PortSet::parse_list("a").is_err());
     }
