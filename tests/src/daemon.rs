@@ -62,7 +62,7 @@ pub struct Rpcbind<'ns> {
 
 impl<'ns> Rpcbind<'ns> {
     /// Starts `which` with `-f` and `extra` arguments and waits until the
-    /// local socket exists and `rpcinfo -p` succeeds. Panics (with the
+    /// local socket exists and TCP port 111 listens. Panics (with the
     /// daemon's stderr) when it does not within `START_TIMEOUT`.
     pub fn start(ns: &'ns Namespace, which: Impl, extra: &[&str]) -> Rpcbind<'ns> {
         let mut args = vec!["-f"];
@@ -73,6 +73,8 @@ impl<'ns> Rpcbind<'ns> {
         daemon
     }
 
+    /// Ready when the local socket exists and TCP port 111 listens. No RPC
+    /// call is made, so the daemon's statistics (`rpcinfo -m`) start at 0.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let sock = self.ns.host_path("/run/rpcbind.sock");
@@ -84,23 +86,25 @@ impl<'ns> Rpcbind<'ns> {
                     self.process.stderr()
                 );
             }
-            if sock.exists()
-                && self
-                    .ns
-                    .run("rpcinfo", &["-p"], Duration::from_secs(3))
-                    .success()
-            {
+            if sock.exists() && self.listens_on_111() {
                 return;
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{} rpcbind did not answer within {START_TIMEOUT:?}; stderr:\n{}",
+                    "{} rpcbind did not listen within {START_TIMEOUT:?}; stderr:\n{}",
                     self.which.name(),
                     self.process.stderr()
                 );
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn listens_on_111(&self) -> bool {
+        let out = self
+            .ns
+            .run("ss", &["-Hltn", "sport = :111"], Duration::from_secs(3));
+        out.success() && !out.stdout.trim().is_empty()
     }
 
     /// Sends SIGTERM and waits (bounded) for the daemon to exit.

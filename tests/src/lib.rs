@@ -3,10 +3,12 @@
 //! independent RPC client, and output normalisation for differential
 //! comparison. Does process, namespace and socket I/O.
 
+pub mod cprog;
 pub mod daemon;
 pub mod namespace;
 pub mod normalise;
 pub mod rpcwire;
+pub mod services;
 mod sys;
 
 use std::path::PathBuf;
