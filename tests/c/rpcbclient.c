@@ -159,7 +159,11 @@ static int cmd_taddr2uaddr(char **av)
 		printf("uaddr null\n");
 		return 1;
 	}
-	printf("uaddr %s\n", u);
+	/* The C daemon answers garbage over the local transport: keep it exact. */
+	printf("uaddr %s\nuaddr_hex ", u);
+	for (const char *p = u; *p; p++)
+		printf("%02x", (unsigned char)*p);
+	printf("\n");
 	return 0;
 }
 
