@@ -71,6 +71,8 @@ pub fn run_case(test: &str, which: Impl, f: impl FnOnce(Impl)) {
 #[macro_export]
 macro_rules! cases {
     ($(fn $name:ident($which:ident) $body:block)*) => {$(
+        // cfg(test) marks the module as test code (for clippy's test rules).
+        #[cfg(test)]
         mod $name {
             #[allow(unused_imports)]
             use super::*;

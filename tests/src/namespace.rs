@@ -292,13 +292,14 @@ impl Namespace {
 
     /// Adds an address to `lo` (use documentation ranges only).
     pub fn add_address(&self, cidr: &str) {
-        let dev = if cidr.contains(':') { "-6" } else { "-4" };
-        self.run(
-            "ip",
-            &[dev, "addr", "add", cidr, "dev", "lo"],
-            SETUP_TIMEOUT,
-        )
-        .assert_success("ip addr add");
+        // IPv6: nodad, or the address stays "tentative" and cannot be bound.
+        let args: &[&str] = if cidr.contains(':') {
+            &["-6", "addr", "add", cidr, "dev", "lo", "nodad"]
+        } else {
+            &["-4", "addr", "add", cidr, "dev", "lo"]
+        };
+        self.run("ip", args, SETUP_TIMEOUT)
+            .assert_success("ip addr add");
     }
 
     /// Mounts a fresh tmpfs on `dir` (created if missing) inside the namespace.

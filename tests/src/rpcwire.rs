@@ -146,11 +146,20 @@ impl Target {
 
 /// Sends one call and returns the reply and (for UDP) the reply's source.
 pub fn call(target: &Target, message: &[u8]) -> io::Result<(Vec<u8>, Option<SocketAddr>)> {
+    call_timeout(target, message, TIMEOUT)
+}
+
+/// Like `call`, waiting at most `timeout` for the reply.
+pub fn call_timeout(
+    target: &Target,
+    message: &[u8],
+    timeout: Duration,
+) -> io::Result<(Vec<u8>, Option<SocketAddr>)> {
     match target {
         Target::Udp { to, bind } => {
             let local = bind.unwrap_or_else(|| unspecified_like(to));
             let sock = UdpSocket::bind(local)?;
-            sock.set_read_timeout(Some(TIMEOUT))?;
+            sock.set_read_timeout(Some(timeout))?;
             sock.send_to(message, to)?;
             let mut buf = vec![0u8; 65536];
             let (n, from) = sock.recv_from(&mut buf)?;
@@ -243,4 +252,52 @@ pub fn pmap_args(prog: u32, vers: u32, prot: u32, port: u32) -> Vec<u8> {
     let mut a = XdrOut::default();
     a.u32(prog).u32(vers).u32(prot).u32(port);
     a.0
+}
+
+/// PMAPPROC_GETPORT: the port of (prog, vers, prot) and, over UDP, the
+/// address the reply came from.
+pub fn pmap_getport(
+    target: &Target,
+    prog: u32,
+    vers: u32,
+    prot: u32,
+    timeout: Duration,
+) -> io::Result<(u32, Option<SocketAddr>)> {
+    let xid = 0x5eed_0000 ^ prog;
+    let msg = call_message(
+        xid,
+        PMAP_PROG,
+        2,
+        PROC_GETADDR,
+        &pmap_args(prog, vers, prot, 0),
+    );
+    let (bytes, from) = call_timeout(target, &msg, timeout)?;
+    match parse_reply(xid, &bytes)? {
+        Reply::Success(res) => Ok((XdrIn(&res).u32()?, from)),
+        other => Err(io::Error::other(format!("GETPORT not accepted: {other:?}"))),
+    }
+}
+
+/// RPCBPROC_GETADDR (version `vers`, 3 or 4): the universal address of
+/// (prog, pvers, netid) as the daemon merges it for this caller.
+pub fn rpcb_getaddr(
+    target: &Target,
+    vers: u32,
+    prog: u32,
+    pvers: u32,
+    netid: &str,
+) -> io::Result<(String, Option<SocketAddr>)> {
+    let xid = 0x6add_0000 ^ prog;
+    let msg = call_message(
+        xid,
+        PMAP_PROG,
+        vers,
+        PROC_GETADDR,
+        &rpcb_args(prog, pvers, netid, "", ""),
+    );
+    let (bytes, from) = call(target, &msg)?;
+    match parse_reply(xid, &bytes)? {
+        Reply::Success(res) => Ok((XdrIn(&res).string()?, from)),
+        other => Err(io::Error::other(format!("GETADDR not accepted: {other:?}"))),
+    }
 }

@@ -1,0 +1,142 @@
+//! A multi-homed host: extra addresses on `lo` (documentation ranges) or a
+//! veth pair between two namespaces. UDP replies must leave from the
+//! address the request was sent to; GETADDR merges a wildcard
+//! registration to the caller's side (RFC 1833 section 2.2.1, RPCBPROC_GETADDR);
+//! `-h` limits UDP to the given addresses plus loopback (rpcbind(8)).
+//! Expectations are what Debian's C rpcbind does, observed here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use e2e::rpcwire::{self, Target, IPPROTO_TCP, IPPROTO_UDP};
+use e2e::{cases, rpcclient, Namespace, Rpcbind};
+
+const T: Duration = Duration::from_secs(3);
+
+fn udp(to: &str, bind: &str) -> Target {
+    Target::Udp {
+        to: to.parse().expect("address"),
+        bind: Some(bind.parse().expect("address")),
+    }
+}
+
+fn tcp(to: &str) -> Target {
+    Target::Tcp {
+        to: to.parse().expect("address"),
+        bind: None,
+    }
+}
+
+/// GETPORT of rpcbind itself over `target`, from inside `ns`.
+fn getport(
+    ns: &Namespace,
+    target: Target,
+    timeout: Duration,
+) -> std::io::Result<(u32, Option<SocketAddr>)> {
+    ns.in_netns(move || rpcwire::pmap_getport(&target, 100000, 2, IPPROTO_UDP, timeout))
+}
+
+fn register_wildcards(ns: &Namespace) {
+    for (netid, uaddr) in [
+        ("udp", "0.0.0.0.4.1"),
+        ("tcp", "0.0.0.0.4.1"),
+        ("udp6", "::.4.1"),
+        ("tcp6", "::.4.1"),
+    ] {
+        let mut c = ns.command(rpcclient());
+        c.args([
+            "unix:/run/rpcbind.sock",
+            "set",
+            "300000",
+            "1",
+            netid,
+            uaddr,
+            "",
+        ]);
+        let out = e2e::run_with_timeout(c, Duration::from_secs(10));
+        assert_eq!(out.stdout.trim(), "true", "SET {netid}: {out:?}");
+    }
+}
+
+cases! {
+    fn udp_reply_leaves_from_the_address_asked(which) {
+        let ns = Namespace::new();
+        ns.add_address("192.0.2.1/24");
+        ns.add_address("2001:db8::1/64");
+        let _d = Rpcbind::start(&ns, which, &[]);
+        // The client sits on the loopback address: a daemon that let the
+        // kernel pick the source would answer from 127.0.0.1 / ::1.
+        for (to, bind) in [
+            ("192.0.2.1:111", "127.0.0.1:0"),
+            ("127.0.0.1:111", "192.0.2.1:0"),
+            ("[2001:db8::1]:111", "[::1]:0"),
+            ("[::1]:111", "[2001:db8::1]:0"),
+        ] {
+            let (port, from) = getport(&ns, udp(to, bind), T)
+                .unwrap_or_else(|e| panic!("{} GETPORT to {to} from {bind}: {e}", which.name()));
+            assert_eq!(port, 111);
+            assert_eq!(from, Some(to.parse().unwrap()), "{}: reply to a call sent to {to}", which.name());
+        }
+    }
+
+    fn getaddr_merges_wildcard_to_callers_side(which) {
+        let server = Namespace::new();
+        let peer = Namespace::new();
+        Namespace::veth_pair(&server, &peer, "192.0.2.1/24", "192.0.2.2/24");
+        let _d = Rpcbind::start(&server, which, &[]);
+        register_wildcards(&server);
+        for target in [udp("192.0.2.1:111", "0.0.0.0:0"), tcp("192.0.2.1:111")] {
+            for (vers, netid) in [(3, "udp"), (3, "tcp"), (4, "udp"), (4, "tcp")] {
+                let t = target.clone();
+                let (uaddr, _) = peer
+                    .in_netns(move || rpcwire::rpcb_getaddr(&t, vers, 300000, 1, netid))
+                    .unwrap_or_else(|e| panic!("{} GETADDR from the peer: {e}", which.name()));
+                assert_eq!(uaddr, "192.0.2.1.4.1", "{}: v{vers} {netid} over {target:?}", which.name());
+            }
+            let t = target.clone();
+            let (port, _) = peer
+                .in_netns(move || rpcwire::pmap_getport(&t, 300000, 1, IPPROTO_TCP, T))
+                .unwrap();
+            assert_eq!(port, 1025);
+        }
+        for target in [udp("127.0.0.1:111", "0.0.0.0:0"), tcp("127.0.0.1:111")] {
+            let (uaddr, _) = server
+                .in_netns(move || rpcwire::rpcb_getaddr(&target, 4, 300000, 1, "udp"))
+                .unwrap();
+            assert_eq!(uaddr, "127.0.0.1.4.1", "{}: from loopback", which.name());
+        }
+        let (uaddr, _) = server
+            .in_netns(|| rpcwire::rpcb_getaddr(&tcp("[::1]:111"), 4, 300000, 1, "tcp6"))
+            .unwrap();
+        assert_eq!(uaddr, "::1.4.1", "{}: tcp6 from ::1", which.name());
+        // A real client on the peer sees the merged addresses too.
+        let out = peer.run("rpcinfo", &["-l", "192.0.2.1", "300000", "1"], Duration::from_secs(10));
+        out.assert_success("rpcinfo -l from the peer");
+        assert!(out.stdout.contains("192.0.2.1.4.1"), "{}: {}", which.name(), out.stdout);
+    }
+
+    fn h_limits_udp_to_given_addresses_and_loopback(which) {
+        let ns = Namespace::new();
+        ns.add_address("192.0.2.1/24");
+        ns.add_address("198.51.100.1/24");
+        ns.add_address("2001:db8::1/64");
+        let _d = Rpcbind::start(&ns, which, &["-h", "192.0.2.1"]);
+        for to in ["192.0.2.1:111", "127.0.0.1:111", "[::1]:111"] {
+            let bind = if to.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+            let (port, from) = getport(&ns, udp(to, bind), T)
+                .unwrap_or_else(|e| panic!("{}: UDP to {to} must answer: {e}", which.name()));
+            assert_eq!((port, from), (111, Some(to.parse().unwrap())));
+        }
+        for to in ["198.51.100.1:111", "[2001:db8::1]:111"] {
+            let bind = if to.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+            let r = getport(&ns, udp(to, bind), Duration::from_secs(1));
+            assert!(r.is_err(), "{}: UDP to {to} must get no answer with -h, got {r:?}", which.name());
+        }
+        // TCP is not limited by -h.
+        for to in ["198.51.100.1:111", "[2001:db8::1]:111", "192.0.2.1:111"] {
+            let (port, _) = getport(&ns, tcp(to), T)
+                .unwrap_or_else(|e| panic!("{}: TCP to {to} must answer: {e}", which.name()));
+            assert_eq!(port, 111);
+        }
+    }
+}
