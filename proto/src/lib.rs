@@ -3,9 +3,10 @@
 //! current time come in as arguments, reply bytes come out.
 #![forbid(unsafe_code)]
 
-pub mod xdr;
-pub mod rpc;
+pub mod engine;
+pub mod fuzzing;
 pub mod record;
+pub mod rpc;
 pub mod rpcb;
 pub mod uaddr;
-pub mod engine;
+pub mod xdr;
