@@ -10,17 +10,39 @@
 //!
 //! # Listener order
 //! The daemon calls [`Engine::register_own`] once per listener, in the order
-//! the C daemon creates its transports from `/etc/netconfig`: `udp`, `tcp`,
-//! `udp6`, `tcp6`, `local`. The DUMP order of the daemon's own registrations
-//! follows that call order.
+//! the C daemon sets its transports up: `local` first, then the visible
+//! `/etc/netconfig` entries `udp`, `tcp`, `udp6`, `tcp6`. Like C's
+//! `rbllist_add`, each call prepends, so DUMP lists them in reverse
+//! (`tcp6`, `udp6`, `tcp`, `udp`, `local`, versions 4, 3, 2), exactly as
+//! the C daemon's DUMP shows.
+//!
+//! # Files
+//! `registry` (the lists and their indexes), `access` (local-caller rule
+//! and owners), `merge` (address merging), `stats` (GETSTAT), `pmap` (PMAP
+//! v2), `rpcbind` (v3/v4), `remote` (CALLIT, INDIRECT, BCAST).
 
+mod access;
 mod list;
+mod merge;
+mod pmap;
 mod registry;
+mod remote;
+mod rpcbind;
+mod stats;
 
+pub use merge::Interface;
 pub use registry::{PmapEntry, Registration, Registry};
+pub use stats::STAT_LIST_CAP;
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
+
+use crate::rpc::{
+    AcceptedReply, AuthFlavor, AuthStat, CallHeader, OpaqueAuth, Procedure, Program, RejectedReply,
+    Reply, Version, RPC_VERSION,
+};
+use crate::rpcb::{PMAPVERS, RPCBVERS, RPCBVERS4};
+use crate::xdr::{Encode, XdrReader, XdrWriter};
 
 /// A transport the daemon serves, named by its netconfig netid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,30 +137,151 @@ pub enum Outcome {
 pub struct Engine {
     config: EngineConfig,
     registry: Registry,
+    stats: stats::Stats,
+    interfaces: Vec<Interface>,
+    /// The transports passed to `register_own` (C's `rpcbind_get_conf`).
+    transports: Vec<Transport>,
+}
+
+/// One decoded call on its way through the dispatcher.
+#[derive(Debug)]
+struct Call<'a> {
+    xid: u32,
+    version: Version,
+    procedure: Procedure,
+    args: &'a [u8],
+    now: SystemTime,
+}
+
+impl Call<'_> {
+    /// An accepted SUCCESS reply whose results `body` writes straight
+    /// after the header, into the same buffer.
+    fn success(&self, body: impl FnOnce(&mut XdrWriter)) -> Outcome {
+        let mut w = XdrWriter::with_capacity(64);
+        crate::rpc::encode_success_header(self.xid, &mut w);
+        body(&mut w);
+        Outcome::Reply(w.into_bytes())
+    }
+
+    fn accepted(&self, reply: AcceptedReply<'_>) -> Outcome {
+        Outcome::Reply(Reply::accepted(self.xid, reply).to_xdr())
+    }
+
+    fn auth_error(&self, stat: AuthStat) -> Outcome {
+        auth_error(self.xid, stat)
+    }
+}
+
+fn auth_error(xid: u32, stat: AuthStat) -> Outcome {
+    Outcome::Reply(Reply::denied(xid, RejectedReply::AuthError(stat)).to_xdr())
+}
+
+/// libtirpc `_authenticate`: AUTH_NONE passes, AUTH_SYS passes when its
+/// body decodes (`_svcauth_unix`), RPCSEC_GSS is refused as a bad
+/// credential (this daemon has no GSS contexts), anything else is
+/// AUTH_REJECTEDCRED. The verifier is not checked.
+fn authenticate(cred: &OpaqueAuth<'_>) -> Result<(), AuthStat> {
+    match cred.flavor {
+        AuthFlavor::NONE => Ok(()),
+        AuthFlavor::SYS => auth_sys_body_ok(cred.body)
+            .then_some(())
+            .ok_or(AuthStat::BADCRED),
+        AuthFlavor::RPCSEC_GSS => Err(AuthStat::BADCRED),
+        _ => Err(AuthStat::REJECTEDCRED),
+    }
+}
+
+/// `authsys_parms` (RFC 5531 appendix A) with libtirpc's limits: machine
+/// name up to 255 bytes (any bytes), up to 16 groups; trailing bytes are
+/// ignored.
+fn auth_sys_body_ok(body: &[u8]) -> bool {
+    let mut r = XdrReader::new(body);
+    let ok = r.u32().is_ok() && r.opaque(crate::rpc::MAX_MACHINE_NAME).is_ok();
+    let ok = ok && r.u32().is_ok() && r.u32().is_ok();
+    match r.u32() {
+        Ok(n) if ok && n <= crate::rpc::MAX_AUTH_SYS_GIDS => (0..n).all(|_| r.u32().is_ok()),
+        _ => false,
+    }
 }
 
 impl Engine {
-    /// An engine with an empty registry.
+    /// An engine with an empty registry that serves nothing until
+    /// [`register_own`](Self::register_own) is called.
     pub fn new(config: EngineConfig) -> Self {
         Engine {
             config,
             registry: Registry::new(),
+            stats: stats::Stats::default(),
+            interfaces: Vec::new(),
+            transports: Vec::new(),
         }
     }
 
     /// Creates the daemon's own registrations for one listener, as the C
-    /// daemon does when it sets up that transport. `uaddr` is the
-    /// listener's universal address (`0.0.0.0.0.111`, `::.0.111`,
-    /// `/run/rpcbind.sock`). Call once per listener, in the order given in
-    /// the module documentation.
+    /// daemon's `init_transport` does: program 100000 versions 2, 3 and 4
+    /// on `udp` and `tcp` (mirrored into the PMAP list), versions 3 and 4
+    /// on `udp6`, `tcp6` and `local`, owner `superuser`, at the head of the
+    /// lists. `uaddr` is the listener's universal address
+    /// (`0.0.0.0.0.111`, `::.0.111`, `/run/rpcbind.sock`). Call once per
+    /// listener, in the order given in the module documentation; a second
+    /// call for the same transport adds nothing.
     pub fn register_own(&mut self, transport: Transport, uaddr: &str) {
-        let _ = (transport, uaddr, &self.config);
+        if !self.transports.contains(&transport) {
+            self.transports.push(transport);
+        }
+        let versions: &[Version] = match transport {
+            Transport::Udp | Transport::Tcp => &[PMAPVERS, RPCBVERS, RPCBVERS4],
+            _ => &[RPCBVERS, RPCBVERS4],
+        };
+        for &v in versions {
+            self.registry
+                .set_front(Program::PORTMAP, v, transport.netid(), uaddr);
+        }
     }
 
-    /// Answers one RPC call message (without TCP record mark).
+    /// The host's interface addresses (what `getifaddrs` returns), used to
+    /// merge addresses as C's `addrmerge` does. Until this is called, the
+    /// local address a request reached stands in for the interface.
+    pub fn set_interfaces(&mut self, interfaces: Vec<Interface>) {
+        self.interfaces = interfaces;
+    }
+
+    /// Answers one RPC message (without TCP record mark).
     pub fn handle(&mut self, request: &[u8], ctx: &RequestContext, now: SystemTime) -> Outcome {
-        let _ = (request, ctx, now);
-        Outcome::NoReply
+        // svc_dg_recv drops datagrams shorter than four words.
+        if ctx.transport.is_datagram() && request.len() < 16 {
+            return Outcome::NoReply;
+        }
+        let mut r = XdrReader::new(request);
+        let header = match CallHeader::decode(&mut r) {
+            Ok(h) if h.rpc_version == RPC_VERSION => h,
+            // libtirpc's xdr_callmsg refuses a non-CALL, an RPC version
+            // other than 2 and a truncated header alike: no reply, and a
+            // stream is marked dead. It never sends RPC_MISMATCH.
+            _ if ctx.transport.is_datagram() => return Outcome::NoReply,
+            _ => return Outcome::Close,
+        };
+        if let Err(stat) = authenticate(&header.credential) {
+            return auth_error(header.xid, stat);
+        }
+        let call = Call {
+            xid: header.xid,
+            version: header.version,
+            procedure: header.procedure,
+            args: r.rest(),
+            now,
+        };
+        if header.program != Program::PORTMAP || self.transports.is_empty() {
+            return call.accepted(AcceptedReply::ProgUnavail);
+        }
+        match header.version {
+            PMAPVERS => self.pmap_v2(&call, ctx),
+            RPCBVERS | RPCBVERS4 => self.rpcbind(&call, ctx),
+            _ => call.accepted(AcceptedReply::ProgMismatch {
+                low: PMAPVERS,
+                high: RPCBVERS4,
+            }),
+        }
     }
 
     /// The registry, read-only (warm start, status).
@@ -149,5 +292,22 @@ impl Engine {
     /// The registry, for warm start and lease expiry.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// The GETSTAT reply body (`rpcb_stat_byvers`) as it stands.
+    pub fn stats_xdr(&self) -> Vec<u8> {
+        let mut w = XdrWriter::new();
+        self.stats.encode(&mut w);
+        w.into_bytes()
+    }
+
+    /// C `rpcbind_get_conf(netid) != NULL`.
+    fn has_transport(&self, netid: &str) -> bool {
+        self.transport_of(netid).is_some()
+    }
+
+    /// The served transport named exactly `netid`.
+    fn transport_of(&self, netid: &str) -> Option<Transport> {
+        self.transports.iter().copied().find(|t| t.netid() == netid)
     }
 }

@@ -143,6 +143,29 @@ impl Registry {
         self.rpcb.get(id)
     }
 
+    /// C `find_versions`: the lowest and highest registered version of
+    /// `program` on `netid`, computed with C's quirks (a version 0 entry
+    /// restarts the range; `(0, 0)` when there is none).
+    pub fn version_range(&self, program: Program, netid: &str) -> (Version, Version) {
+        let (mut low, mut high) = (0u32, 0u32);
+        let ids = self.by_prog_netid.get(&(program, netid_key(netid)));
+        for reg in ids
+            .into_iter()
+            .flatten()
+            .filter_map(|&id| self.rpcb.get(id))
+        {
+            let v = reg.version.0;
+            if low == 0 {
+                (low, high) = (v, v);
+            } else if v < low {
+                low = v;
+            } else if v > high {
+                high = v;
+            }
+        }
+        (Version(low), Version(high))
+    }
+
     /// The entries for (program, version) on any netid, in list order.
     pub fn by_program_version(
         &self,
@@ -245,12 +268,6 @@ impl Registry {
             id,
             front,
         );
-    }
-
-    /// Adds a PMAP-only entry at the head of the PMAP list (the daemon's
-    /// own version 3 and 4 entries, which C keeps only in `list_pml`).
-    pub(crate) fn pmap_push_front(&mut self, entry: PmapEntry) {
-        self.push_pmap(entry, true);
     }
 
     /// C `map_unset`: removes, in list order, every entry for (program,
