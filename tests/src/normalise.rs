@@ -48,6 +48,41 @@ pub fn mask_numbers_except(s: &str, keep: &[&str]) -> String {
     out
 }
 
+/// In `rpcinfo -m` output, sorts the rows of each "call statistics"
+/// table: the C daemon lists them in hash-table order, which means nothing.
+pub fn sort_stat_tables(s: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut rows: Vec<String> = Vec::new();
+    let mut in_table = false;
+    let mut header_left = 0;
+    for line in s.lines() {
+        if line.contains("call statistics") {
+            in_table = true;
+            header_left = 1;
+            out.push(line.to_string());
+            continue;
+        }
+        if in_table && header_left > 0 {
+            header_left -= 1;
+            out.push(line.to_string());
+            continue;
+        }
+        if in_table && !line.trim().is_empty() {
+            rows.push(line.to_string());
+            continue;
+        }
+        if in_table {
+            rows.sort_unstable();
+            out.append(&mut rows);
+            in_table = false;
+        }
+        out.push(line.to_string());
+    }
+    rows.sort_unstable();
+    out.append(&mut rows);
+    out.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +95,15 @@ mod tests {
     #[test]
     fn sort_body_keeps_header() {
         assert_eq!(sort_body("h\nb\na", 1), "h\na\nb");
+    }
+
+    #[test]
+    fn stat_tables_sorted_and_rest_kept() {
+        let s = "A\nX call statistics\nprog vers\nz 1\na 2\n\nB\nY call statistics\nh\nq\np";
+        assert_eq!(
+            sort_stat_tables(s),
+            "A\nX call statistics\nprog vers\na 2\nz 1\n\nB\nY call statistics\nh\np\nq"
+        );
     }
 
     #[test]
