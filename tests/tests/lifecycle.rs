@@ -1,0 +1,69 @@
+//! The daemon's life: single instance (lock on /run/rpcbind.lock), clean
+//! exit on SIGTERM/SIGINT, restart in the same place, and the command
+//! line refusing unknown options. Expectations are what Debian's C rpcbind
+//! does (observed here), plus, for ours, what the issue asks beyond it:
+//! the socket and the lock file are removed on exit.
+
+use std::time::Duration;
+
+use e2e::{cases, Impl, Namespace, Rpcbind};
+
+const T: Duration = Duration::from_secs(10);
+
+fn exits_cleanly_on(signal: i32, which: Impl) {
+    let ns = Namespace::new();
+    let mut d = Rpcbind::start(&ns, which, &[]);
+    let status = d.process.signal_and_wait(signal, T);
+    let status =
+        status.unwrap_or_else(|| panic!("{} did not exit on signal {signal}", which.name()));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}: exit status after signal {signal}; stderr:\n{}",
+        which.name(),
+        d.process.stderr()
+    );
+    if which == Impl::Ours {
+        for f in ["/run/rpcbind.sock", "/run/rpcbind.lock"] {
+            assert!(
+                !ns.host_path(f).exists(),
+                "ours: {f} left behind after signal {signal}"
+            );
+        }
+    }
+    // The next daemon starts in the same place and serves.
+    drop(d);
+    let _again = Rpcbind::start(&ns, which, &[]);
+    let out = ns.run("rpcinfo", &["-p"], T);
+    out.assert_success("rpcinfo -p after restart");
+}
+
+cases! {
+    fn second_instance_refused(which) {
+        let ns = Namespace::new();
+        let _first = Rpcbind::start(&ns, which, &[]);
+        let second = ns.run(which.program().to_str().expect("utf-8 path"), &["-f"], T);
+        assert!(!second.timed_out, "{}: second instance kept running", which.name());
+        assert_eq!(second.code(), 1, "{}: {second:?}", which.name());
+        assert!(!second.stderr.trim().is_empty(), "{}: the second instance must say why", which.name());
+        // The first one is undisturbed.
+        ns.run("rpcinfo", &["-p"], T).assert_success("rpcinfo -p against the first instance");
+        ns.run("rpcinfo", &["-T", "udp", "127.0.0.1", "100000", "2"], T).assert_success("udp ping");
+    }
+
+    fn sigterm_exits_cleanly(which) {
+        exits_cleanly_on(libc::SIGTERM, which);
+    }
+
+    fn sigint_exits_cleanly(which) {
+        exits_cleanly_on(libc::SIGINT, which);
+    }
+
+    fn unknown_option_prints_usage(which) {
+        let ns = Namespace::new();
+        let out = ns.run(which.program().to_str().expect("utf-8 path"), &["-f", "-x"], T);
+        assert_eq!(out.code(), 1, "{}: {out:?}", which.name());
+        assert!(out.stderr.to_lowercase().contains("usage"), "{}: {out:?}", which.name());
+        assert!(!ns.host_path("/run/rpcbind.sock").exists(), "{}: no socket on a bad command line", which.name());
+    }
+}
