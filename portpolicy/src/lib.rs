@@ -8,8 +8,14 @@
 //! ([`load`]) reads files under a root directory into those same inputs.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod blacklist;
+pub mod check;
 pub mod config;
+pub mod diff;
+pub mod holders;
+pub mod load;
+pub mod map;
 pub mod nfsconf;
 pub mod policy;
 pub mod portreserve;

@@ -1,0 +1,281 @@
+//! `portpolicy apply`: make the kernel and libc agree with the policy.
+//!
+//! [`plan`] is pure: the policy, the current kernel settings and file
+//! texts in, the list of changes out. [`execute`] does the I/O: sysctls
+//! are written in place (procfs has no rename), files atomically (temp
+//! file, fsync, rename, fsync of the directory).
+//!
+//! What is managed:
+//! - `net.ipv4.ip_local_reserved_ports`: the admin's entries (what is
+//!   there minus what an earlier apply added) plus the reservations (and,
+//!   in high mode, the pool), so the kernel never hands them out as
+//!   ephemeral ports. What apply adds is recorded in
+//!   /var/lib/portpolicy/applied.json and never read back as the admin's.
+//! - `sunrpc.min_resvport`/`max_resvport` (the kernel NFS client's source
+//!   ports), only where /proc/sys/sunrpc exists: the longest run of
+//!   privileged ports that is in the pool for both tcp and udp.
+//! - a managed block in /etc/bindresvport.blacklist: every port in
+//!   512-1023 that the policy excludes and the admin's lines do not list.
+//! - a sysctl.d drop-in holding the same sysctl values across reboots.
+
+use crate::blacklist::{self, Blacklist};
+use crate::config::{Config, Mode};
+use crate::load::Kernel;
+use crate::policy::{Applied, Policy};
+use crate::portset::{PortRange, PortSet};
+use crate::Protocol;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Where a change goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A sysctl, by dotted name.
+    Sysctl(String),
+    /// A file, by its host path (before any test root is applied).
+    File(PathBuf),
+}
+
+/// One change: the old and new text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// What is changed.
+    pub target: Target,
+    /// Its current text ("" if absent).
+    pub old: String,
+    /// The text apply writes.
+    pub new: String,
+}
+
+impl Change {
+    /// The change as a unified-style diff.
+    pub fn diff(&self) -> String {
+        let label = match &self.target {
+            Target::Sysctl(n) => format!("sysctl {n}"),
+            Target::File(p) => p.display().to_string(),
+        };
+        let (old, new) = match &self.target {
+            Target::Sysctl(_) => (format!("{}\n", self.old), format!("{}\n", self.new)),
+            Target::File(_) => (self.old.clone(), self.new.clone()),
+        };
+        crate::diff::unified(&label, &label, &old, &new)
+    }
+}
+
+/// What apply would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Plan {
+    /// Changes, in the order they are made.
+    pub changes: Vec<Change>,
+    /// Things skipped, and why.
+    pub notes: Vec<String>,
+}
+
+/// The current state `plan` compares against.
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    /// Kernel settings.
+    pub kernel: Kernel,
+    /// The earlier apply's record.
+    pub applied: Applied,
+    /// Text of the record file, if present.
+    pub applied_text: Option<String>,
+    /// /etc/bindresvport.blacklist, if present.
+    pub blacklist: Option<String>,
+    /// The sysctl.d drop-in, if present.
+    pub dropin: Option<String>,
+}
+
+/// Where the record lives (host path).
+pub const APPLIED_RECORD: &str = "/var/lib/portpolicy/applied.json";
+const BLACKLIST: &str = "/etc/bindresvport.blacklist";
+
+/// Work out the changes. Pure.
+pub fn plan(config: &Config, policy: &Policy, current: &Current) -> Plan {
+    let mut plan = Plan::default();
+    let mut sysctl_lines = Vec::new();
+    let mut record = current.applied.clone();
+    if config.apply.ip_local_reserved_ports {
+        reserved_ports(policy, current, &mut plan, &mut sysctl_lines, &mut record);
+    }
+    if config.apply.sunrpc {
+        sunrpc(policy, current, &mut plan, &mut sysctl_lines);
+    }
+    if config.apply.bindresvport_blacklist {
+        blacklist_block(policy, current, &mut plan);
+    }
+    let dropin = dropin_text(&sysctl_lines);
+    if current.dropin.as_deref() != Some(dropin.as_str()) {
+        plan.changes.push(Change {
+            target: Target::File(config.apply.sysctl_dropin.clone()),
+            old: current.dropin.clone().unwrap_or_default(),
+            new: dropin,
+        });
+    }
+    let record_text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
+    let record_changed = record != current.applied;
+    if record_changed
+        || (current.applied_text.is_none() && !record.ip_local_reserved_ports.is_empty())
+    {
+        plan.changes.push(Change {
+            target: Target::File(PathBuf::from(APPLIED_RECORD)),
+            old: current.applied_text.clone().unwrap_or_default(),
+            new: record_text,
+        });
+    }
+    plan
+}
+
+fn reserved_ports(
+    policy: &Policy,
+    current: &Current,
+    plan: &mut Plan,
+    lines: &mut Vec<String>,
+    record: &mut Applied,
+) {
+    const NAME: &str = "net.ipv4.ip_local_reserved_ports";
+    let Some(now) = &current.kernel.reserved_ports else {
+        plan.notes
+            .push(format!("{NAME} does not exist here: skipped"));
+        return;
+    };
+    let admin = now.difference(&current.applied.ip_local_reserved_ports);
+    let mut ours = PortSet::new();
+    for r in &policy.reservations {
+        ours.insert(r.port);
+    }
+    if policy.mode == Mode::High {
+        ours = ours.union(&policy.pool_tcp).union(&policy.pool_udp);
+    }
+    let wanted = admin.union(&ours);
+    record.ip_local_reserved_ports = ours.difference(&admin);
+    if !wanted.is_empty() {
+        lines.push(format!("{NAME} = {wanted}"));
+    }
+    if &wanted != now {
+        plan.changes.push(Change {
+            target: Target::Sysctl(NAME.into()),
+            old: now.to_string(),
+            new: wanted.to_string(),
+        });
+    }
+}
+
+fn sunrpc(policy: &Policy, current: &Current, plan: &mut Plan, lines: &mut Vec<String>) {
+    let Some((min, max)) = current.kernel.sunrpc else {
+        plan.notes.push(
+            "/proc/sys/sunrpc does not exist (sunrpc not loaded or not built into this kernel): \
+             sunrpc.min_resvport/max_resvport not set"
+                .into(),
+        );
+        return;
+    };
+    let both = policy.pool_tcp.intersection(&policy.pool_udp);
+    let privileged = both.intersection(&PortSet::from_ranges([PortRange::new(1, 1023)]));
+    let Some(run) = privileged
+        .ranges()
+        .into_iter()
+        .max_by_key(|r| (r.len(), r.last))
+    else {
+        plan.notes
+            .push("no privileged pool ports: sunrpc range left alone".into());
+        return;
+    };
+    lines.push(format!("sunrpc.min_resvport = {}", run.first));
+    lines.push(format!("sunrpc.max_resvport = {}", run.last));
+    for (name, old, new) in [
+        ("sunrpc.min_resvport", min, run.first),
+        ("sunrpc.max_resvport", max, run.last),
+    ] {
+        if old != new {
+            plan.changes.push(Change {
+                target: Target::Sysctl(name.into()),
+                old: old.to_string(),
+                new: new.to_string(),
+            });
+        }
+    }
+}
+
+fn blacklist_block(policy: &Policy, current: &Current, plan: &mut Plan) {
+    let text = current.blacklist.clone().unwrap_or_default();
+    let admin = Blacklist::parse(&text)
+        .map(|b| b.admin_ports())
+        .unwrap_or_default();
+    let privileged = PortSet::from_ranges([PortRange::new(512, 1023)]);
+    let excluded = policy
+        .excluded(Protocol::Tcp)
+        .union(&policy.excluded(Protocol::Udp))
+        .intersection(&privileged)
+        .difference(&admin);
+    let new = blacklist::with_managed_block(&text, &excluded);
+    if new != text {
+        plan.changes.push(Change {
+            target: Target::File(PathBuf::from(BLACKLIST)),
+            old: text,
+            new,
+        });
+    }
+}
+
+fn dropin_text(lines: &[String]) -> String {
+    let mut out = String::from(
+        "# Written by `portpolicy apply`: edit /etc/portpolicy.toml and run it again.\n",
+    );
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// Make the changes: `file_path` maps a host path to where it is written
+/// (a test root), `sysctl_path` a sysctl name to its /proc/sys file.
+pub fn execute(
+    plan: &Plan,
+    file_path: impl Fn(&Path) -> PathBuf,
+    sysctl_path: impl Fn(&str) -> PathBuf,
+) -> io::Result<()> {
+    for change in &plan.changes {
+        match &change.target {
+            Target::Sysctl(name) => {
+                let path = sysctl_path(name);
+                std::fs::write(&path, format!("{}\n", change.new))
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            }
+            Target::File(host) => {
+                let path = file_path(host);
+                write_atomic(&path, change.new.as_bytes())
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write a file so readers see the old or the new content, never a mix:
+/// temp file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.portpolicy-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
