@@ -99,10 +99,20 @@ pub fn serves(p: &ProcessInfo, names: &[&str]) -> bool {
     })
 }
 
-/// The names (official and aliases) /etc/services gives a port.
+/// The names (official and aliases) /etc/services gives a port: the
+/// protocol's own entries first, then the other protocol's, because the
+/// policy keeps a named port out of both pools (Debian lists imaps for
+/// tcp only, yet a udp socket on 993 is still on the imaps port).
 pub fn names_of(services: &Services, port: u16, proto: Protocol) -> Vec<&str> {
     let mut names: Vec<&str> = Vec::new();
-    for e in services.by_port(port, proto) {
+    let other = match proto {
+        Protocol::Tcp => Protocol::Udp,
+        Protocol::Udp => Protocol::Tcp,
+    };
+    for e in services
+        .by_port(port, proto)
+        .chain(services.by_port(port, other))
+    {
         names.push(&e.name);
         names.extend(e.aliases.iter().map(String::as_str));
     }
