@@ -103,10 +103,7 @@ impl Loaded {
 }
 
 fn load_all(ctx: &Context) -> Result<Loaded, Failure> {
-    let config = load::config(&ctx.paths)?;
-    let kernel = load::kernel(&ctx.paths)?;
-    let sources = load::sources(&ctx.paths, &kernel)?;
-    let policy = Policy::compute(&config, &sources)?;
+    let (config, kernel, sources, policy) = load::policy(&ctx.paths)?;
     Ok(Loaded {
         config,
         kernel,

@@ -235,3 +235,17 @@ pub fn applied(paths: &Paths) -> Result<Applied, ConfigError> {
         }
     }
 }
+
+/// Everything read and the policy computed from it. Nothing is shared
+/// with a policy already in force: a caller such as the rpcbind daemon
+/// calls this on reload and swaps its policy only on `Ok`, so an invalid
+/// file never replaces a working policy.
+pub fn policy(
+    paths: &Paths,
+) -> Result<(Config, Kernel, Sources, crate::policy::Policy), ConfigError> {
+    let config = config(paths)?;
+    let kernel = kernel(paths)?;
+    let sources = sources(paths, &kernel)?;
+    let policy = crate::policy::Policy::compute(&config, &sources)?;
+    Ok((config, kernel, sources, policy))
+}

@@ -65,3 +65,25 @@ pub fn render(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::Sources;
+
+    #[test]
+    fn classes_and_held() {
+        let c = Config::from_files(&[(
+            "/c.toml",
+            "exclude = [\"601\"]\n[[reservation]]\nname = \"x\"\nport = 602\n",
+        )])
+        .unwrap_or_default();
+        let p = Policy::compute(&c, &Sources::default()).unwrap_or_else(|e| panic!("{e}"));
+        let held = PortSet::parse_list("600,601,602").unwrap_or_default();
+        let text = render(&p, Protocol::Tcp, PortRange::new(598, 604), &held, false);
+        assert_eq!(text.lines().nth(1), Some("  598 ppPWRpp"));
+        let coloured = render(&p, Protocol::Tcp, PortRange::new(600, 600), &held, true);
+        assert!(coloured.contains("\x1b[32m\x1b[1mP\x1b[0m"));
+    }
+}

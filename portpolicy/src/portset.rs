@@ -169,7 +169,15 @@ impl PortSet {
 
     /// The ports in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..=u16::MAX).filter(move |p| self.contains(*p))
+        self.bits
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0)
+            .flat_map(|(i, w)| {
+                (0..64u32)
+                    .filter(move |b| w & (1u64 << b) != 0)
+                    .filter_map(move |b| u16::try_from(i * 64 + b as usize).ok())
+            })
     }
 
     /// Ports in both sets.

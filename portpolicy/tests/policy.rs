@@ -2,6 +2,8 @@
 //! the invariants: the pool never holds an excluded or reserved port, and
 //! `high` never overlaps the ephemeral range.
 
+#![allow(clippy::unwrap_used)]
+
 use portpolicy::blacklist::Blacklist;
 use portpolicy::config::{Config, Mode};
 use portpolicy::policy::{Applied, Policy, PortreserveFile, SourceKind, Sources};

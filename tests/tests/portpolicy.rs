@@ -4,10 +4,12 @@
 //! root (`--root`, a hidden option for tests); sysctls are the namespace's
 //! own (net.ipv4.* is per network namespace, checked below).
 
+#![allow(clippy::unwrap_used)]
+
 use e2e::{Namespace, RunOutput};
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
@@ -364,5 +366,67 @@ fn usage_errors_exit_2() {
     let first: Vec<&str> = out.stdout.lines().take(2).collect();
     assert_eq!(first, ["600", "601"]);
     assert!(!out.stdout.lines().any(|l| l == "631" || l == "993"));
-    let _ = Path::new("/");
+}
+
+/// A socket that no process has in its fd table is reported as a kernel
+/// socket with its peer. Simulated: a TCP connection from 127.0.0.1:993
+/// to a listener on port 2049 whose only reference is an SCM_RIGHTS
+/// message in flight on a unix socket pair (the sender closed its fd), so
+/// no /proc/PID/fd names it, as with the kernel NFS client's transports.
+#[test]
+fn a_socket_without_a_process_is_a_kernel_socket_with_its_peer() {
+    use nix::sys::socket::{
+        sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+    };
+    use std::os::fd::{AsRawFd, OwnedFd};
+    if !e2e::require_root("a_socket_without_a_process_is_a_kernel_socket_with_its_peer") {
+        return;
+    }
+    let ns = Namespace::new();
+    let root = Root::new("kernel");
+    let held: (Socket, OwnedFd, OwnedFd) = ns.in_netns(|| {
+        let server: SocketAddr = "127.0.0.1:2049".parse().unwrap();
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener.bind(&server.into()).unwrap();
+        listener.listen(8).unwrap();
+        let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let local: SocketAddr = "127.0.0.1:993".parse().unwrap();
+        client.bind(&local.into()).unwrap();
+        client.connect(&server.into()).unwrap();
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::empty(),
+        )
+        .unwrap();
+        let fds = [client.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(b"x")];
+        sendmsg::<()>(
+            a.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        drop(client);
+        (listener, a, b)
+    });
+    let out = portpolicy(&ns, &root, &["why", "993/tcp"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "kernel socket: NFS client (sunrpc): ESTABLISHED 127.0.0.1:993 -> 127.0.0.1:2049"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("but kernel socket: NFS client (sunrpc) holds it"),
+        "{}",
+        out.stdout
+    );
+    drop(held);
 }
