@@ -8,6 +8,7 @@
 //! `map_unset`, `find_service`, `add_pmaplist`, `del_pmaplist`) and
 //! `pmap_svc.c` (`find_service_pmap`); see `proto/RULES.md`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::list::{Id, OrderedList};
@@ -42,11 +43,23 @@ pub struct PmapEntry {
 }
 
 /// C compares netids with `strcasecmp`, so the indexes key on the ASCII
-/// lowercase form.
-type NetidKey = Box<str>;
+/// lowercase form (borrowed when the netid is lowercase already, so a
+/// lookup does not allocate).
+fn netid_key(netid: &str) -> Cow<'_, str> {
+    if netid.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(netid.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(netid)
+    }
+}
 
-fn netid_key(netid: &str) -> NetidKey {
-    netid.to_ascii_lowercase().into_boxed_str()
+/// The indexes of one (lowercase) netid.
+#[derive(Clone, Debug, Default)]
+struct NetidIndex {
+    /// (program, version): at most one entry, since SET refuses a second.
+    exact: HashMap<(Program, Version), Id>,
+    /// Per program, in list order: `find_service`'s version fallback.
+    by_prog: Groups<Program>,
 }
 
 /// Ids grouped under one key, kept in list order.
@@ -74,11 +87,7 @@ fn group_remove<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     rpcb: OrderedList<Registration>,
-    /// (program, version, netid): at most one entry, since SET refuses
-    /// a second one.
-    by_key: HashMap<(Program, Version, NetidKey), Id>,
-    /// (program, netid) in list order: `find_service`'s version fallback.
-    by_prog_netid: Groups<(Program, NetidKey)>,
+    by_netid: HashMap<Box<str>, NetidIndex>,
     /// (program, version) in list order: UNSET with an empty netid and
     /// GETADDRLIST.
     by_prog_vers: Groups<(Program, Version)>,
@@ -87,6 +96,8 @@ pub struct Registry {
     pmap_by_prog_prot: Groups<(Program, u32)>,
     /// (program, version) in list order: `del_pmaplist`.
     pmap_by_prog_vers: Groups<(Program, Version)>,
+    /// Bumped by every change of the RPCBIND list.
+    generation: u64,
 }
 
 impl Registry {
@@ -103,6 +114,13 @@ impl Registry {
     /// Whether there are no RPCBIND registrations.
     pub fn is_empty(&self) -> bool {
         self.rpcb.len() == 0
+    }
+
+    /// A counter that changes whenever a registration is added or removed:
+    /// a driver that persists the registry compares it before and after a
+    /// request.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The RPCBIND registrations in DUMP order.
@@ -129,18 +147,17 @@ impl Registry {
         version: Version,
         netid: &str,
     ) -> Option<&Registration> {
-        let key = netid_key(netid);
-        if let Some(&id) = self.by_key.get(&(program, version, key.clone())) {
+        let index = self.by_netid.get(&*netid_key(netid))?;
+        if let Some(&id) = index.exact.get(&(program, version)) {
             return self.rpcb.get(id);
         }
-        let ids = self.by_prog_netid.get(&(program, key))?;
-        self.rpcb.get(*ids.last()?)
+        self.rpcb.get(*index.by_prog.get(&program)?.last()?)
     }
 
     /// The entry for exactly (program, version, netid).
     pub fn lookup(&self, program: Program, version: Version, netid: &str) -> Option<&Registration> {
-        let id = *self.by_key.get(&(program, version, netid_key(netid)))?;
-        self.rpcb.get(id)
+        let index = self.by_netid.get(&*netid_key(netid))?;
+        self.rpcb.get(*index.exact.get(&(program, version))?)
     }
 
     /// C `find_versions`: the lowest and highest registered version of
@@ -148,7 +165,10 @@ impl Registry {
     /// restarts the range; `(0, 0)` when there is none).
     pub fn version_range(&self, program: Program, netid: &str) -> (Version, Version) {
         let (mut low, mut high) = (0u32, 0u32);
-        let ids = self.by_prog_netid.get(&(program, netid_key(netid)));
+        let ids = self
+            .by_netid
+            .get(&*netid_key(netid))
+            .and_then(|i| i.by_prog.get(&program));
         for reg in ids
             .into_iter()
             .flatten()
@@ -235,9 +255,13 @@ impl Registry {
         } else {
             self.rpcb.push_back(reg)
         };
-        let key = netid_key(netid);
-        self.by_key.insert((program, version, key.clone()), id);
-        group_add(&mut self.by_prog_netid, (program, key), id, front);
+        let index = self
+            .by_netid
+            .entry(netid_key(netid).into_owned().into_boxed_str())
+            .or_default();
+        index.exact.insert((program, version), id);
+        group_add(&mut index.by_prog, program, id, front);
+        self.generation += 1;
         group_add(&mut self.by_prog_vers, (program, version), id, front);
         if let (Some(protocol), Some(port)) = (netid_to_protocol(netid), uaddr_port(addr)) {
             let entry = PmapEntry {
@@ -306,8 +330,14 @@ impl Registry {
     fn remove_rpcb(&mut self, id: Id) {
         if let Some(reg) = self.rpcb.remove(id) {
             let key = netid_key(&reg.netid);
-            self.by_key.remove(&(reg.program, reg.version, key.clone()));
-            group_remove(&mut self.by_prog_netid, (reg.program, key), id);
+            if let Some(index) = self.by_netid.get_mut(&*key) {
+                index.exact.remove(&(reg.program, reg.version));
+                group_remove(&mut index.by_prog, reg.program, id);
+                if index.exact.is_empty() {
+                    self.by_netid.remove(&*key);
+                }
+            }
+            self.generation += 1;
             group_remove(&mut self.by_prog_vers, (reg.program, reg.version), id);
         }
     }
