@@ -128,6 +128,9 @@ fn own_registrations(ns: &Namespace, t: &mut Transcript) {
             t.rpcinfo(ns, &["-T", netid, host, "100000", v]);
         }
         t.rpcinfo(ns, &["-T", netid, host, "100003"]);
+        t.rpcinfo(ns, &["-T", netid, host]);
+        t.rpcinfo(ns, &["-T", netid, "-s", host]);
+        t.rpcinfo(ns, &["-T", netid, "-m", host]);
     }
     for v in ["1", "2", "3", "4"] {
         t.rpcinfo(ns, &["-l", "127.0.0.1", "100000", v]);

@@ -80,6 +80,16 @@ cases! {
         expect_rpcinfo(&ns, which, &["::1"], 0, OWN_DUMP, "");
     }
 
+    fn dump_and_short_over_each_netid(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        for (netid, host) in [("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("udp6", "::1"), ("tcp6", "::1")] {
+            expect_rpcinfo(&ns, which, &["-T", netid, host], 0, OWN_DUMP, "");
+            expect_rpcinfo(&ns, which, &["-T", netid, "-s", host], 0, OWN_SHORT, "");
+            expect_rpcinfo(&ns, which, &["-T", netid, "-p", host], 0, OWN_PMAP, "");
+        }
+    }
+
     fn dump_short_local_and_host(which) {
         let ns = Namespace::new();
         let _d = Rpcbind::start(&ns, which, &[]);
