@@ -21,6 +21,12 @@ struct Transcript(Vec<(String, String)>);
 
 impl Transcript {
     fn record(&mut self, step: String, out: &RunOutput) {
+        // One hung step would make every later one wait too: stop here.
+        assert!(
+            !out.timed_out,
+            "$ {step}: timed out (stderr: {})",
+            out.stderr
+        );
         let text = format!(
             "exit {}\n--- stdout\n{}--- stderr\n{}",
             out.code(),
