@@ -124,11 +124,14 @@ pub enum Target {
         bind: Option<SocketAddr>,
     },
     Unix(PathBuf),
+    /// A Linux abstract unix socket (name without the leading NUL).
+    Abstract(String),
 }
 
 impl Target {
-    /// Parses `udp:ADDR:PORT`, `tcp:ADDR:PORT` (IPv6 as `[::1]:111`) or
-    /// `unix:PATH`; `bind` is an optional local address for udp/tcp.
+    /// Parses `udp:ADDR:PORT`, `tcp:ADDR:PORT` (IPv6 as `[::1]:111`),
+    /// `unix:PATH` or `abstract:NAME`; `bind` is an optional local address
+    /// for udp/tcp.
     pub fn parse(s: &str, bind: Option<SocketAddr>) -> Result<Target, String> {
         let (kind, rest) = s.split_once(':').ok_or("transport:address expected")?;
         let addr = || {
@@ -139,6 +142,7 @@ impl Target {
             "udp" => Ok(Target::Udp { to: addr()?, bind }),
             "tcp" => Ok(Target::Tcp { to: addr()?, bind }),
             "unix" => Ok(Target::Unix(PathBuf::from(rest))),
+            "abstract" => Ok(Target::Abstract(rest.to_string())),
             other => Err(format!("unknown transport {other}")),
         }
     }
@@ -174,6 +178,14 @@ pub fn call_timeout(
             Ok((record_call(stream, message)?, None))
         }
         Target::Unix(path) => Ok((record_call(UnixStream::connect(path)?, message)?, None)),
+        Target::Abstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            Ok((
+                record_call(UnixStream::connect_addr(&addr)?, message)?,
+                None,
+            ))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! as `nobody` via setpriv. Does socket I/O. RFC 1833 procedures.
 //!
 //! Usage: rpcclient [--bind ADDR:PORT] TARGET COMMAND ARGS...
-//!   TARGET: unix:PATH | udp:ADDR:PORT | tcp:ADDR:PORT
+//!   TARGET: unix:PATH | abstract:NAME | udp:ADDR:PORT | tcp:ADDR:PORT
 //!   set PROG VERS NETID UADDR OWNER      RPCBPROC_SET (v3)   -> true|false
 //!   unset PROG VERS NETID                RPCBPROC_UNSET (v3) -> true|false
 //!   getaddr VERS PROG PVERS NETID        RPCBPROC_GETADDR    -> uaddr
