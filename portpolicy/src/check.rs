@@ -233,6 +233,14 @@ pub fn findings(
 
 fn stop_text(h: &Holder, port: u16, proto: Protocol) -> String {
     match h.processes.first() {
+        Some(p) if p.pins(port).is_some() => format!(
+            "{} (pid {}) was started with {:?} on its command line: give it a pool port \
+             (`portpolicy pool`) or a reservation instead, restart it, then start the service \
+             on {port}/{proto}",
+            p.command,
+            p.pid,
+            p.pins(port).unwrap_or_default()
+        ),
         Some(p) => format!(
             "restart {} (pid {}) so it picks a pool port, then start the service on {port}/{proto}; \
              `portpolicy apply` keeps bindresvport() off such ports",

@@ -270,16 +270,26 @@ pub fn why(ctx: &Context, port: u16, proto: Protocol) -> Result<Status, Failure>
             say!("    {}", check::holder_text(h));
         }
     }
+    let mut told: Vec<String> = Vec::new();
     for (what, h) in &wrong {
-        say!(
-            "problem: {port}/{proto} is the {what}, but {} holds it.",
-            holder_name(h)
-        );
+        let who = holder_name(h);
+        if told.contains(&who) {
+            continue;
+        }
+        say!("problem: {port}/{proto} is the {what}, but {who} holds it.");
+        told.push(who);
+        if let Some(arg) = h.processes.iter().find_map(|p| p.pins(port)) {
+            say!(
+                "  Its command line names the port ({arg:?}): it was told to take {port}/{proto} \
+                 rather than picking it; give it a pool port instead."
+            );
+        }
         if !in_pool {
             say!(
                 "  The policy keeps {port}/{proto} out of the pool (sources above): a daemon that takes \
                  its port from the pool, or from bindresvport() once `portpolicy apply` has written \
-                 the managed blacklist block, would not have taken it."
+                 the managed blacklist block, would not have taken it; a reservation for it (held \
+                 from boot by the allocation service) would make every other bind fail."
             );
         }
     }

@@ -49,6 +49,28 @@ pub struct ProcessInfo {
     pub command: String,
     /// The systemd unit from /proc/PID/cgroup, when there is one.
     pub unit: Option<String>,
+    /// /proc/PID/cmdline, split at NULs.
+    pub cmdline: Vec<String>,
+}
+
+impl ProcessInfo {
+    /// The command-line argument that pins `port`, if any: `631`,
+    /// `--port=631`, `-p631`.
+    pub fn pins(&self, port: u16) -> Option<&str> {
+        let p = port.to_string();
+        self.cmdline.iter().skip(1).map(String::as_str).find(|a| {
+            *a == p
+                || a.strip_suffix(p.as_str()).is_some_and(|head| {
+                    head.ends_with('=')
+                        || (head.starts_with('-')
+                            && head
+                                .trim_start_matches('-')
+                                .chars()
+                                .all(|c| c.is_ascii_alphabetic())
+                            && head.len() > 1)
+                })
+        })
+    }
 }
 
 /// A socket and who holds it.
@@ -258,7 +280,20 @@ pub fn process_info(proc_dir: &Path, pid: u32) -> ProcessInfo {
     let unit = std::fs::read_to_string(dir.join("cgroup"))
         .ok()
         .and_then(|c| unit_from_cgroup(&c));
-    ProcessInfo { pid, command, unit }
+    let cmdline = std::fs::read(dir.join("cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ProcessInfo {
+        pid,
+        command,
+        unit,
+        cmdline,
+    }
 }
 
 /// The systemd unit in a /proc/PID/cgroup text: the last path component
@@ -302,6 +337,22 @@ mod tests {
             unit_from_cgroup("1:name=systemd:/system.slice/x.service\n").as_deref(),
             Some("x.service")
         );
+    }
+
+    #[test]
+    fn pinned_ports_on_command_lines() {
+        let p = |args: &[&str]| ProcessInfo {
+            pid: 1,
+            command: "x".into(),
+            unit: None,
+            cmdline: args.iter().map(|a| a.to_string()).collect(),
+        };
+        assert_eq!(p(&["rpc.statd", "-p", "631"]).pins(631), Some("631"));
+        assert_eq!(p(&["d", "--port=631"]).pins(631), Some("--port=631"));
+        assert_eq!(p(&["d", "-p631"]).pins(631), Some("-p631"));
+        assert_eq!(p(&["d", "-p", "6310"]).pins(631), None);
+        assert_eq!(p(&["d", "1631"]).pins(631), None);
+        assert_eq!(p(&["631"]).pins(631), None);
     }
 
     #[test]
