@@ -46,16 +46,15 @@ pub fn record_reassembly(data: &[u8]) {
     let mut records = Vec::new();
     let mut error = None;
     for piece in stream.chunks(chunk) {
-        if let Err(e) = a.push(piece) {
+        let pushed = a.push(piece);
+        let held = a.buffered();
+        assert!(held <= cap + 4, "buffered {held} > cap {cap} + 4");
+        // Records completed before an error in the same push are kept.
+        records.extend(std::iter::from_fn(|| a.pop()));
+        if let Err(e) = pushed {
             error = Some(e);
             break;
         }
-        assert!(
-            a.buffered() <= cap + 4,
-            "buffered {} > cap {cap} + 4",
-            a.buffered()
-        );
-        records.extend(std::iter::from_fn(|| a.pop()));
     }
     let (expected, expected_error) = reference_records(stream, cap);
     assert_eq!(records, expected);

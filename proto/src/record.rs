@@ -65,7 +65,8 @@ impl RecordAssembler {
 
     /// Feeds bytes from the stream. Once an error has been returned, every
     /// later call returns it again: the stream cannot be resynchronised
-    /// and must be closed.
+    /// and must be closed. Records completed before the error (even in the
+    /// same call) can still be popped.
     pub fn push(&mut self, mut input: &[u8]) -> Result<(), RecordError> {
         if let Some(e) = self.failed {
             return Err(e);

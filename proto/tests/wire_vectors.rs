@@ -7,6 +7,9 @@
 //! answered GARBAGE_ARGS our decoder must fail, where it answered SUCCESS
 //! our decoder must succeed.
 
+// Test code: a malformed golden file should stop the test loudly.
+#![allow(clippy::unwrap_used)]
+
 use proto::rpc::{AcceptedReply, CallHeader, Program, Reply, ReplyBody, RPC_VERSION};
 use proto::rpcb::*;
 use proto::xdr::{Decode, Encode, XdrError, XdrReader};
