@@ -1,0 +1,230 @@
+//! Bad and hostile input from the network, differentially: malformed and
+//! unusual RPC messages go to the C reference and to ours over UDP and
+//! TCP; the reply bytes (or the silence) must be identical. And a silent
+//! TCP client holding a half-sent record must not delay UDP clients.
+//! RFC 5531 sections 9 (reply_stat, accept_stat, reject_stat) and 11.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use e2e::rpcwire::{call_message, pmap_args, pmap_getport, Target, XdrOut, IPPROTO_UDP};
+use e2e::{cases, require_root, Impl, Namespace, Rpcbind};
+
+/// Cases whose arguments are shorter than the procedure needs.
+const STALE_OVER_UDP: [&str; 2] = ["getport truncated args", "v3 getaddr empty args"];
+
+/// Raw datagrams/records, each with a name for messages.
+fn cases_bytes() -> Vec<(&'static str, Vec<u8>)> {
+    let getport = pmap_args(100000, 2, IPPROTO_UDP, 0);
+    let mut v: Vec<(&'static str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("three bytes", vec![1, 2, 3]),
+        ("xid only", 7u32.to_be_bytes().to_vec()),
+        ("null call v2", call_message(11, 100000, 2, 0, &[])),
+        ("getport ok", call_message(12, 100000, 2, 3, &getport)),
+        (
+            "getport truncated args",
+            call_message(13, 100000, 2, 3, &getport[..6]),
+        ),
+        (
+            "getport trailing bytes",
+            call_message(14, 100000, 2, 3, &[&getport[..], &[0u8; 8]].concat()),
+        ),
+        ("unknown procedure", call_message(15, 100000, 2, 99, &[])),
+        ("unknown version", call_message(16, 100000, 9, 0, &[])),
+        ("version 1", call_message(17, 100000, 1, 0, &[])),
+        ("unknown program", call_message(18, 100001, 2, 0, &[])),
+        ("getstat on v2", call_message(19, 100000, 2, 12, &[])),
+        ("v4 getstat", call_message(20, 100000, 4, 12, &[])),
+        ("v3 getaddr empty args", call_message(21, 100000, 3, 3, &[])),
+    ];
+    let mut reply = XdrOut::default();
+    reply.u32(30).u32(1).u32(0);
+    v.push(("a reply, not a call", reply.0));
+    let mut rpcv3 = XdrOut::default();
+    rpcv3
+        .u32(31)
+        .u32(0)
+        .u32(3)
+        .u32(100000)
+        .u32(2)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(0);
+    v.push(("rpc version 3", rpcv3.0));
+    let mut badauth = XdrOut::default();
+    badauth
+        .u32(32)
+        .u32(0)
+        .u32(2)
+        .u32(100000)
+        .u32(2)
+        .u32(0)
+        .u32(99)
+        .u32(0)
+        .u32(0)
+        .u32(0);
+    v.push(("unknown auth flavour", badauth.0));
+    let mut authsys = XdrOut::default();
+    authsys
+        .u32(33)
+        .u32(0)
+        .u32(2)
+        .u32(100000)
+        .u32(2)
+        .u32(0)
+        .u32(1)
+        .u32(4)
+        .u32(0)
+        .u32(0)
+        .u32(0);
+    v.push(("truncated AUTH_SYS body", authsys.0));
+    let mut longcred = XdrOut::default();
+    longcred
+        .u32(34)
+        .u32(0)
+        .u32(2)
+        .u32(100000)
+        .u32(2)
+        .u32(0)
+        .u32(1)
+        .u32(4000);
+    v.push(("credential over 400 bytes", longcred.0));
+    v
+}
+
+/// The reply to `msg` over UDP, or None after 500 ms of silence.
+fn udp_exchange(msg: &[u8]) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    s.send_to(msg, "127.0.0.1:111").expect("send");
+    let mut buf = vec![0u8; 9000];
+    s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+/// The bytes the server sends back for `msg` as one record over TCP, read
+/// until one whole reply record arrives, it closes, or 500 ms pass; plus
+/// whether it closed.
+fn tcp_exchange(msg: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect("127.0.0.1:111").expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut rec = (0x8000_0000u32 | msg.len() as u32).to_be_bytes().to_vec();
+    rec.extend_from_slice(msg);
+    s.write_all(&rec).expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if record_complete(&got) {
+                    return (got, false);
+                }
+            }
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// True when `got` holds exactly one complete last-fragment record.
+fn record_complete(got: &[u8]) -> bool {
+    let Some(head) = got.get(..4) else {
+        return false;
+    };
+    let mark = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    mark & 0x8000_0000 != 0 && got.len() == 4 + (mark & 0x7fff_ffff) as usize
+}
+
+fn transcript(which: Impl) -> Vec<String> {
+    let ns = Namespace::new();
+    let _d = Rpcbind::start(&ns, which, &[]);
+    ns.in_netns(|| {
+        let mut lines = Vec::new();
+        for (name, msg) in cases_bytes() {
+            // Over UDP the C daemon decodes short arguments from stale
+            // bytes of its receive buffer (a truncated GETPORT answers
+            // like the previous datagram): nothing to copy; TCP only.
+            if !STALE_OVER_UDP.contains(&name) {
+                lines.push(format!("udp {name}: {:02x?}", udp_exchange(&msg)));
+            }
+            if !msg.is_empty() {
+                lines.push(format!("tcp {name}: {:02x?}", tcp_exchange(&msg)));
+            }
+        }
+        // Still serving after all that.
+        let t = Target::Udp {
+            to: "127.0.0.1:111".parse().expect("addr"),
+            bind: None,
+        };
+        let alive = pmap_getport(&t, 100000, 2, IPPROTO_UDP, Duration::from_secs(2));
+        lines.push(format!(
+            "alive: {:?}",
+            alive.map(|(p, _)| p).map_err(|e| e.kind())
+        ));
+        lines
+    })
+}
+
+#[test]
+fn malformed_messages_answered_like_reference() {
+    let test = "malformed_messages_answered_like_reference";
+    if !require_root(test) || !Impl::Reference.available() {
+        eprintln!("skipping {test}: needs root and the C reference");
+        return;
+    }
+    let reference = transcript(Impl::Reference);
+    if std::env::var_os("E2E_SHOW").is_some() {
+        eprintln!("{}", reference.join("\n"));
+    }
+    assert_eq!(reference.last().map(String::as_str), Some("alive: Ok(111)"));
+    // E2E_DIFFERENTIAL_SELF=1: compare the reference with itself.
+    let second = match std::env::var_os("E2E_DIFFERENTIAL_SELF") {
+        Some(_) => Impl::Reference,
+        None => Impl::Ours,
+    };
+    let ours = transcript(second);
+    let diffs: Vec<String> = reference
+        .iter()
+        .zip(&ours)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("reference: {a}\nours:      {b}"))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+cases! {
+    fn silent_tcp_client_does_not_delay_udp(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        let worst = ns.in_netns(|| {
+            // Half a record header, then nothing; and a connection with
+            // a header promising more than is sent.
+            let mut a = TcpStream::connect("127.0.0.1:111").expect("connect");
+            a.write_all(&[0x80, 0x00]).expect("write");
+            let mut b = TcpStream::connect("127.0.0.1:111").expect("connect");
+            b.write_all(&[0x80, 0x00, 0x01, 0x00, 0, 0, 0, 1]).expect("write");
+            let t = Target::Udp { to: "127.0.0.1:111".parse().expect("addr"), bind: None };
+            let mut worst = Duration::ZERO;
+            for _ in 0..5 {
+                let start = Instant::now();
+                let r = pmap_getport(&t, 100000, 2, IPPROTO_UDP, Duration::from_secs(3));
+                assert_eq!(r.map(|(p, _)| p).map_err(|e| e.to_string()), Ok(111));
+                worst = worst.max(start.elapsed());
+            }
+            drop((a, b));
+            worst
+        });
+        assert!(worst < Duration::from_secs(1), "{}: a UDP GETPORT took {worst:?}", which.name());
+    }
+}
