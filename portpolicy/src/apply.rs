@@ -118,11 +118,16 @@ pub fn plan(config: &Config, policy: &Policy, current: &Current) -> Plan {
     if record_changed
         || (current.applied_text.is_none() && !record.ip_local_reserved_ports.is_empty())
     {
-        plan.changes.push(Change {
-            target: Target::File(PathBuf::from(APPLIED_RECORD)),
-            old: current.applied_text.clone().unwrap_or_default(),
-            new: record_text,
-        });
+        // First: if a later write fails, the record already names what
+        // this run adds, so a retry never mistakes our ports for the admin's.
+        plan.changes.insert(
+            0,
+            Change {
+                target: Target::File(PathBuf::from(APPLIED_RECORD)),
+                old: current.applied_text.clone().unwrap_or_default(),
+                new: record_text,
+            },
+        );
     }
     plan
 }
