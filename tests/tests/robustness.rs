@@ -14,6 +14,10 @@ use e2e::{cases, require_root, Impl, Namespace, Rpcbind};
 /// Cases whose arguments are shorter than the procedure needs.
 const STALE_OVER_UDP: [&str; 2] = ["getport truncated args", "v3 getaddr empty args"];
 
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 /// Raw datagrams/records, each with a name for messages.
 fn cases_bytes() -> Vec<(&'static str, Vec<u8>)> {
     let getport = pmap_args(100000, 2, IPPROTO_UDP, 0);
@@ -39,6 +43,71 @@ fn cases_bytes() -> Vec<(&'static str, Vec<u8>)> {
         ("v4 getstat", call_message(20, 100000, 4, 12, &[])),
         ("v3 getaddr empty args", call_message(21, 100000, 3, 3, &[])),
     ];
+    // Remote calls (PMAPPROC_CALLIT, RPCBPROC_CALLIT/BCAST/INDIRECT) of
+    // rpcbind's own NULL and of an unregistered program; lookups by
+    // version and list; address conversions; DUMP of each version.
+    let mut callit_self = XdrOut::default();
+    callit_self.u32(100000).u32(2).u32(0).u32(0);
+    let mut callit_none = XdrOut::default();
+    callit_none.u32(100099).u32(1).u32(0).u32(0);
+    for (vers, proc_, what) in [
+        (2, 5, "pmap callit"),
+        (3, 5, "v3 callit"),
+        (4, 5, "v4 bcast"),
+        (4, 10, "v4 indirect"),
+    ] {
+        let xid = 40 + vers * 16 + proc_;
+        v.push((
+            leak(format!("{what} self")),
+            call_message(xid, 100000, vers, proc_, &callit_self.0),
+        ));
+        v.push((
+            leak(format!("{what} unregistered")),
+            call_message(xid + 100, 100000, vers, proc_, &callit_none.0),
+        ));
+    }
+    let lookup = |netid: &str| {
+        let mut a = XdrOut::default();
+        a.u32(100000).u32(2).string(netid).string("").string("");
+        a.0
+    };
+    v.push((
+        "v4 getversaddr udp",
+        call_message(50, 100000, 4, 9, &lookup("udp")),
+    ));
+    v.push((
+        "v4 getaddrlist tcp",
+        call_message(51, 100000, 4, 11, &lookup("tcp")),
+    ));
+    v.push((
+        "v4 getaddr tcp6",
+        call_message(52, 100000, 4, 3, &lookup("tcp6")),
+    ));
+    v.push((
+        "v3 getaddr local",
+        call_message(53, 100000, 3, 3, &lookup("local")),
+    ));
+    let mut uaddr = XdrOut::default();
+    uaddr.string("127.0.0.1.0.111");
+    v.push(("v3 uaddr2taddr", call_message(54, 100000, 3, 7, &uaddr.0)));
+    let mut bad_uaddr = XdrOut::default();
+    bad_uaddr.string("not.an.address");
+    v.push((
+        "v3 uaddr2taddr bad",
+        call_message(55, 100000, 3, 7, &bad_uaddr.0),
+    ));
+    let mut netbuf = XdrOut::default();
+    netbuf.u32(16).u32(16);
+    netbuf
+        .0
+        .extend_from_slice(&[2, 0, 0, 111, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    v.push(("v3 taddr2uaddr", call_message(56, 100000, 3, 8, &netbuf.0)));
+    for (vers, proc_) in [(2, 4), (3, 4), (4, 4)] {
+        v.push((
+            leak(format!("v{vers} dump")),
+            call_message(60 + vers, 100000, vers, proc_, &[]),
+        ));
+    }
     let mut reply = XdrOut::default();
     reply.u32(30).u32(1).u32(0);
     v.push(("a reply, not a call", reply.0));
