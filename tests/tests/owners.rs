@@ -79,6 +79,20 @@ cases! {
         assert_eq!(short_row(&ns, "200002"), None);
     }
 
+    fn unset_one_netid_with_dash_t(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        for netid in ["udp", "tcp"] {
+            let out = client(&ns, &[UNIX, "set", "200030", "1", netid, "0.0.0.0.4.1", ""]);
+            assert_reply(&out, "true", "SET");
+        }
+        expect_rpcinfo(&ns, which, &["-d", "-T", "udp", "200030", "1"], 0, "", "");
+        assert_eq!(short_row(&ns, "200030").as_deref(), Some("200030 1 tcp - superuser"));
+        let out = ns.run_as_nobody("rpcinfo", &["-d", "-T", "tcp", "200030", "1"], T);
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert_eq!(short_row(&ns, "200030").as_deref(), Some("200030 1 tcp - superuser"));
+    }
+
     fn set_over_loopback_transports(which) {
         let ns = Namespace::new();
         let _d = Rpcbind::start(&ns, which, &[]);
