@@ -13,7 +13,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SESSIONS="rpcinfo handmade libtirpc"
+SESSIONS="rpcinfo handmade libtirpc local"
 
 if [ "${1:-}" = "--inside" ]; then
     SESSION=$2 OUT=$3 WORK=$4
@@ -25,8 +25,10 @@ else
     done
     WORK=$(mktemp -d /tmp/capture-golden.XXXXXX)
     trap 'rm -rf "$WORK"' EXIT
-    gcc -Wall -O1 -I/usr/include/tirpc -o "$WORK/rpcbclient" \
-        "$ROOT/tests/c/rpcbclient.c" -ltirpc
+    for p in rpcbclient rpcserver; do
+        gcc -Wall -O1 -I/usr/include/tirpc -o "$WORK/$p" "$ROOT/tests/c/$p.c" -ltirpc
+    done
+    chmod 755 "$WORK" "$WORK/rpcserver" "$WORK/rpcbclient"
     for s in $SESSIONS; do
         echo "capture-golden: session $s" >&2
         timeout 120 unshare -n -m "$0" --inside "$s" "$OUT" "$WORK"
@@ -49,8 +51,22 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
     sleep 0.3
 done
 sleep 0.5
-/usr/sbin/rpcbind -f &
+if [ "$SESSION" = local ]; then
+    # The local socket is invisible to dumpcap: trace the daemon's syscalls.
+    strace -q -ttt -xx -s 65536 -o "$WORK/local.strace" \
+        -e trace=accept,accept4,read,write,close,getsockopt,recvmsg,recvfrom \
+        /usr/sbin/rpcbind -f &
+else
+    /usr/sbin/rpcbind -f &
+fi
 RPCBIND=$!
+DAEMON=$RPCBIND
+if [ "$SESSION" = local ]; then
+    sleep 0.3
+    DAEMON=$(pgrep -P "$RPCBIND" -x rpcbind)   # the tracee, not strace
+fi
+# whatever happens, leave nothing running behind this session
+trap 'kill "$DAEMON" "$DUMPCAP" 2>/dev/null || true' EXIT
 sleep 0.5
 
 # run CMD...: record the command line and its output as provenance comments
@@ -209,6 +225,72 @@ for f in steps:
 PY
 }
 
+# ---- the local session: every client talks over /run/rpcbind.sock --------
+# Each client runs in a time window (recorded with its uid) so that the
+# extractor can give every accepted connection its peer uid.
+now() { date +%s.%N; }
+as_uid() {
+    if [ "$1" = 0 ]; then shift; "$@"; else
+        u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; fi
+}
+lrun() {
+    uid=$1; shift
+    echo "# cmd (uid $uid): $*" | sed "s#$WORK/##" >>"$CMDS"
+    s=$(now)
+    as_uid "$uid" "$@" 2>&1 | sed 's/^/#   | /' >>"$CMDS" || true
+    echo "$s $(now) $uid" >>"$WORK/local.windows"
+}
+# lserver UID NAME ARGS...: start rpcserver, wait until it has registered
+lserver() {
+    uid=$1 name=$2; shift 2
+    echo "# start (uid $uid): rpcserver $* &" >>"$CMDS"
+    : >"$WORK/$name.out"
+    s=$(now)
+    # no shell function here: $! must be the server itself
+    setpriv --reuid="$uid" --regid="$uid" --clear-groups \
+        "$WORK/rpcserver" "$@" >"$WORK/$name.out" 2>&1 &
+    echo $! >"$WORK/$name.pid"
+    for _ in $(seq 100); do grep -q '^ready' "$WORK/$name.out" && break; sleep 0.05; done
+    echo "$s $(now) $uid" >>"$WORK/local.windows"
+}
+lstop() {
+    uid=$1 name=$2
+    s=$(now)
+    kill "$(cat "$WORK/$name.pid")"; wait "$(cat "$WORK/$name.pid")" || true
+    echo "$s $(now) $uid" >>"$WORK/local.windows"
+    echo "# SIGTERM (uid $uid) to $name, its whole output:" >>"$CMDS"
+    sed 's/^/#   | /' "$WORK/$name.out" >>"$CMDS"
+}
+local_session() {
+    C=$WORK/rpcbclient
+    : >"$WORK/local.windows"
+    lrun 0 rpcinfo
+    lrun 0 rpcinfo -s
+    lrun 0 rpcinfo -m
+    lserver 0 srv-root create netpath 0x20000099 2
+    lserver 65534 srv-nobody tp udp 0x2000009a 1
+    lrun 0 rpcinfo
+    lrun 65534 "$C" unset 0x20000099 1 all
+    lrun 65534 "$C" set 0x20000099 3 udp 127.0.0.1.8.1
+    lrun 65534 "$C" set 0x2000009b 1 tcp6 ::1.8.2
+    lrun 1000 "$C" unset 0x2000009b 1 tcp6
+    lrun 0 "$C" unset 0x2000009b 1 tcp6
+    lrun 0 "$C" uaddr2taddr udp 127.0.0.1.3.232
+    lrun 0 "$C" uaddr2taddr tcp6 ::1.3.232
+    lrun 0 "$C" uaddr2taddr udp not-an-address
+    lrun 0 "$C" taddr2uaddr udp 127.0.0.1.3.232
+    lrun 0 "$C" taddr2uaddr local /run/rpcbind.sock
+    lrun 0 "$C" pmap_set 0x20000101 1 tcp 2000
+    lrun 65534 "$C" pmap_unset 0x20000101 1
+    lrun 0 rpcinfo -s
+    lrun 65534 rpcinfo -d 536871169 1
+    lrun 0 rpcinfo -d 536871169 1
+    lstop 0 srv-root
+    lstop 65534 srv-nobody
+    lrun 0 rpcinfo
+    lrun 0 rpcinfo -m
+}
+
 case $SESSION in
 rpcinfo)
     run rpcinfo -T udp 127.0.0.1 100000 2
@@ -263,12 +345,15 @@ libtirpc)
     run "$C" call ::1 100000 9 tcp6
     run rpcinfo -m 127.0.0.1
     ;;
+local)
+    local_session
+    ;;
 *) echo "unknown session $SESSION" >&2; exit 1 ;;
 esac
 
 sleep 0.5
 kill "$DUMPCAP"; wait "$DUMPCAP" || true
-kill "$RPCBIND"; wait "$RPCBIND" || true
+kill "$DAEMON"; wait "$RPCBIND" || true
 
 cat >"$WORK/extract.py" <<'PY'
 """Pair requests to port 111 with the daemon's replies, in arrival order."""
@@ -371,12 +456,95 @@ if orphans:
 print('\n'.join(out))
 PY
 
+cat >"$WORK/extract-local.py" <<'PY'
+"""Requests and replies on the daemon's local socket, from its strace."""
+import re, struct, sys
+
+LINE = re.compile(r'^(\d+\.\d+) (\w+)\((.*)\) += (-?\d+)')
+DATA = re.compile(r'^(\d+), "((?:\\x[0-9a-f]{2})*)"')
+CRED = re.compile(r'SO_PEERCRED, \{pid=\d+, uid=(\d+)')
+windows = [tuple(float(x) for x in l.split()) for l in open(sys.argv[2]) if l.strip()]
+
+def uid_at(t):
+    for start, end, uid in windows:
+        if start <= t <= end:
+            return int(uid)
+    sys.exit('connection at %.6f outside every client window' % t)
+
+conns = {}    # fd -> dict(uid, buf in/out, events)
+events = []   # (kind, uid, message)
+for line in open(sys.argv[1]):
+    m = LINE.match(line)
+    if not m:
+        continue
+    t, call, args, ret = float(m.group(1)), m.group(2), m.group(3), int(m.group(4))
+    if call in ('recvmsg', 'recvfrom') and ret >= 0 and 'sa_family=AF_INET' in args:
+        sys.exit('IP traffic in the local session: ' + line)
+    if call.startswith('accept') and ret >= 0:
+        if 'AF_UNIX' not in args:
+            sys.exit('non-local connection in the local session: ' + line)
+        conns[ret] = {'uid': uid_at(t), '>': b'', '<': b'', 'msg': {'>': b'', '<': b''}}
+        continue
+    fd = int(args.split(',')[0]) if args[:1].isdigit() else -1
+    c = conns.get(fd)
+    if c is None:
+        continue
+    if call == 'close':
+        del conns[fd]
+    elif call == 'getsockopt':
+        cred = CRED.search(args)
+        if cred and int(cred.group(1)) != c['uid']:
+            sys.exit('uid %s from SO_PEERCRED, window says %d' % (cred.group(1), c['uid']))
+    elif call in ('read', 'write') and ret > 0:
+        d = DATA.match(args)
+        kind = '>' if call == 'read' else '<'
+        c[kind] += bytes.fromhex(d.group(2).replace('\\x', ''))[:ret]
+        while len(c[kind]) >= 4:            # RFC 5531 sec. 11 record marking
+            hdr = struct.unpack('>I', c[kind][:4])[0]
+            n = hdr & 0x7fffffff
+            if len(c[kind]) < 4 + n:
+                break
+            c['msg'][kind] += c[kind][4:4 + n]
+            c[kind] = c[kind][4 + n:]
+            if hdr & 0x80000000:
+                events.append((kind, c['uid'], fd, c['msg'][kind]))
+                c['msg'][kind] = b''
+
+out, ctx, used = [], None, set()
+for i, (kind, uid, fd, msg) in enumerate(events):
+    if kind != '>':
+        continue
+    reply = None
+    for j in range(i + 1, len(events)):
+        k2, u2, f2, m2 = events[j]
+        if k2 == '<' and j not in used and f2 == fd and m2[:4] == msg[:4]:
+            reply = m2
+            used.add(j)
+            break
+    if uid != ctx:
+        ctx = uid
+        out.append('@ transport=local peer=uid:%d local=/run/rpcbind.sock' % uid)
+    out.append('> ' + msg.hex())
+    out.append('< ' + (reply.hex() if reply is not None else '-'))
+print('\n'.join(out))
+PY
+
+if [ "$SESSION" = local ]; then
+    [ -z "$(python3 "$WORK/extract.py" "$PCAP")" ] ||
+        { echo "capture-golden: IP traffic in the local session" >&2; exit 1; }
+    mkdir -p "$OUT/local"
+    TXT=$OUT/local/local.txt
+    EXTRACT="python3 $WORK/extract-local.py $WORK/local.strace $WORK/local.windows"
+else
+    TXT=$OUT/$SESSION.txt
+    EXTRACT="python3 $WORK/extract.py $PCAP"
+fi
 {
     echo "# session: $SESSION -- captured by scripts/capture-golden.sh from a fresh"
     echo "# /usr/sbin/rpcbind -f ($(dpkg-query -W -f='${Package} ${Version}' rpcbind),"
     echo "# $(dpkg-query -W -f='${Package} ${Version}' libtirpc3), $(date -u +%Y-%m-%d), kernel $(uname -r))."
     echo "# Clients, in order, with their output:"
     cat "$CMDS"
-    python3 "$WORK/extract.py" "$PCAP"
-} >"$OUT/$SESSION.txt"
-echo "capture-golden: $OUT/$SESSION.txt: $(grep -c '^>' "$OUT/$SESSION.txt") exchanges" >&2
+    $EXTRACT
+} >"$TXT"
+echo "capture-golden: $TXT: $(grep -c '^>' "$TXT") exchanges" >&2
