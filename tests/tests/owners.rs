@@ -143,4 +143,22 @@ cases! {
         assert_eq!((out.code(), out.stdout.trim()), (3, "denied 1"), "{out:?}");
         assert!(short_row(&ns, "200021").is_some());
     }
+
+    fn insecure_mode_accepts_remote_set(which) {
+        let ns = Namespace::new();
+        ns.add_address("192.0.2.1/24");
+        let _d = Rpcbind::start(&ns, which, &["-i"]);
+        let udp = ["udp:192.0.2.1:111", "set", "200040", "1", "udp", "0.0.0.0.4.1", ""];
+        assert_reply(&client(&ns, &udp), "true", "-i: udp SET from 192.0.2.1");
+        let tcp = ["--bind", "192.0.2.1:713", "tcp:192.0.2.1:111", "set", "200041", "1", "udp", "0.0.0.0.4.1", ""];
+        assert_reply(&client(&ns, &tcp), "true", "-i: tcp SET from 192.0.2.1:713");
+        let pmap = ["udp:192.0.2.1:111", "pmap-set", "200042", "1", "17", "99"];
+        assert_reply(&client(&ns, &pmap), "true", "-i: PMAP SET from 192.0.2.1");
+        for prog in ["200040", "200041", "200042"] {
+            assert_eq!(short_row(&ns, prog), Some(format!("{prog} 1 udp - unknown")));
+        }
+        let unset = ["udp:192.0.2.1:111", "unset", "200040", "1", "udp"];
+        assert_reply(&client(&ns, &unset), "true", "-i: UNSET from 192.0.2.1");
+        assert_eq!(short_row(&ns, "200040"), None);
+    }
 }
