@@ -163,7 +163,10 @@ proptest! {
     }
 }
 
-fn replies() -> Vec<(Reply<'static>, OncReplyBody<&'static [u8], &'static [u8]>)> {
+/// The same reply in both crates' models.
+type ReplyPair = (Reply<'static>, OncReplyBody<&'static [u8], &'static [u8]>);
+
+fn replies() -> Vec<ReplyPair> {
     let acc = |s| OncReplyBody::Accepted(OncAccepted::new(OncAuth::AuthNone(None), s));
     vec![
         (

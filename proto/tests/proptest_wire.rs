@@ -112,6 +112,9 @@ where
     assert!(r.is_empty());
 }
 
+/// A decoder whose value is thrown away.
+type DecodeFn = fn(&[u8]) -> Result<(), XdrError>;
+
 proptest! {
     #[test]
     fn owned_types_round_trip(
@@ -242,7 +245,7 @@ proptest! {
     #[test]
     fn oversized_lengths_are_refused(len in 9001u32.., tail in bytes(16)) {
         let huge = len.to_be_bytes();
-        let cases: [(&str, Vec<u8>, fn(&[u8]) -> Result<(), XdrError>); 4] = [
+        let cases: [(&str, Vec<u8>, DecodeFn); 4] = [
             ("rpcb.r_netid", [&[0u8; 8][..], &huge, &tail].concat(), |b| Rpcb::from_xdr(b).map(drop)),
             ("call_args.args", [&[0u8; 12][..], &huge, &tail].concat(), |b| CallArgs::from_xdr(b).map(drop)),
             ("netbuf.maxlen", [&huge[..], &tail].concat(), |b| Netbuf::from_xdr(b).map(drop)),
