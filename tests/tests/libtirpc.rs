@@ -407,3 +407,73 @@ fn differential_lookups_and_maps() {
         ],
     );
 }
+
+/// `svc_create` (root, every netid, two versions) and `svc_tp_create`
+/// (uid 65534, udp) against a daemon, then what `rpcinfo`, `rpcinfo -s`
+/// and `rpcb_getmaps` show, before and after both servers unregister.
+/// Kernel-chosen ports are replaced by the netid and server they belong to.
+fn svc_listing(which: Impl) -> Option<String> {
+    let (server, rpcb) = progs()?;
+    let ns = Namespace::new();
+    let _d = Rpcbind::start(&ns, which, &[]);
+    let mut root = Server::start(
+        &ns,
+        server_cmd(&ns, &server, &["create", "netpath", PROG, "2"]),
+    );
+    let mut cmd = ns.command_as_nobody(&server);
+    cmd.args(["tp", "udp", "0x2000009a", "1"]);
+    let mut nobody = Server::start(&ns, cmd);
+    let mut ports = Vec::new();
+    for (who, srv) in [("root", &root), ("nobody", &nobody)] {
+        for (netid, uaddr) in &srv.transports {
+            let port: Vec<&str> = uaddr.rsplitn(3, '.').take(2).collect();
+            ports.push((
+                format!(".{}.{}", port[1], port[0]),
+                format!(".<{who}-{netid}>"),
+            ));
+        }
+    }
+    let snapshot = |all: &mut String| {
+        for out in [
+            ns.run("rpcinfo", &[], T),
+            ns.run("rpcinfo", &["-s"], T),
+            client(&ns, &rpcb, &["getmaps", "127.0.0.1", "udp"]),
+        ] {
+            let mut text = normalise::squeeze(&out.stdout);
+            for (port, name) in &ports {
+                text = text.replace(port.as_str(), name);
+            }
+            all.push_str(&format!("{text}\nexit {}\n", out.code()));
+        }
+    };
+    let mut all = String::new();
+    snapshot(&mut all);
+    root.stop();
+    nobody.stop();
+    snapshot(&mut all);
+    Some(all)
+}
+
+#[test]
+fn differential_svc_create_listings() {
+    let test = "differential_svc_create_listings";
+    if !e2e::require_root(test) || !Impl::Reference.available() {
+        eprintln!(
+            "skipping {test}: needs root and {}",
+            e2e::daemon::REFERENCE_RPCBIND
+        );
+        return;
+    }
+    let Some(reference) = svc_listing(Impl::Reference) else {
+        return;
+    };
+    assert!(
+        reference.contains("536871066 1 udp 0.0.0.0.<nobody-udp> - 65534"),
+        "{reference}"
+    );
+    let ours = svc_listing(Impl::Ours).unwrap_or_default();
+    assert_eq!(
+        ours, reference,
+        "ours (left) differs from the C rpcbind (right)"
+    );
+}
