@@ -154,3 +154,41 @@ fn uaddr_decode(input: &[u8]) {
     }
     let _ = uaddr::uaddr2taddr(AddrFamily::Local, text);
 }
+
+/// Target `dispatch` (engine): byte 0 picks the transport and caller, the
+/// rest is one RPC message, handled twice by an engine set up as the
+/// daemon sets it up. Nothing may panic, and every reply must echo the
+/// request's xid.
+pub fn dispatch(data: &[u8]) {
+    use crate::engine::{Engine, EngineConfig, Outcome, RequestContext, Transport};
+    let [selector, message @ ..] = data else {
+        return;
+    };
+    let (transport, peer) = match selector % 5 {
+        0 => (Transport::Udp, "127.0.0.1:700"),
+        1 => (Transport::Tcp, "192.0.2.9:4000"),
+        2 => (Transport::Udp6, "[::1]:4000"),
+        3 => (Transport::Tcp6, "[2001:db8::9]:4000"),
+        _ => (Transport::Local, ""),
+    };
+    let ctx = RequestContext {
+        transport,
+        peer: peer.parse().ok(),
+        local: None,
+        peer_uid: (transport == Transport::Local).then_some(u32::from(*selector)),
+    };
+    let mut e = Engine::new(EngineConfig {
+        insecure: selector & 0x80 != 0,
+        ..EngineConfig::default()
+    });
+    e.register_own(Transport::Local, "/run/rpcbind.sock");
+    e.register_own(Transport::Udp, "0.0.0.0.0.111");
+    e.register_own(Transport::Tcp, "0.0.0.0.0.111");
+    e.register_own(Transport::Udp6, "::.0.111");
+    e.register_own(Transport::Tcp6, "::.0.111");
+    for _ in 0..2 {
+        if let Outcome::Reply(r) = e.handle(message, &ctx, std::time::SystemTime::UNIX_EPOCH) {
+            assert!(message.len() >= 4 && r.get(..4) == message.get(..4));
+        }
+    }
+}
