@@ -284,7 +284,18 @@ pub fn why(ctx: &Context, port: u16, proto: Protocol) -> Result<Status, Failure>
                  rather than picking it; give it a pool port instead."
             );
         }
-        if !in_pool {
+        if h.processes.is_empty()
+            && h.kernel
+                .as_deref()
+                .is_some_and(|k| k.contains("NFS client"))
+        {
+            say!(
+                "  The kernel NFS client takes source ports counting down from sunrpc.max_resvport \
+                 (default 665-1023) and ignores bindresvport.blacklist: `portpolicy apply` narrows \
+                 sunrpc.min_resvport/max_resvport to pool ports where /proc/sys/sunrpc exists, and a \
+                 reservation held from boot makes the kernel skip {port}. Remount the share to free it."
+            );
+        } else if !in_pool {
             say!(
                 "  The policy keeps {port}/{proto} out of the pool (sources above): a daemon that takes \
                  its port from the pool, or from bindresvport() once `portpolicy apply` has written \
