@@ -53,8 +53,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
 if step "build" 600 cargo build --workspace --all-targets; then
-    step "tests" 600 cargo test --workspace --no-fail-fast
+    step "tests" 600 bash -o pipefail -c 'cargo test --workspace --no-fail-fast 2>&1 | tee "$0"' "$test_log"
+    failing=$(grep -E '^test .* \.\.\. FAILED$' "$test_log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/' | sort -u)
+    skipped=$(grep -c '^skipping ' "$test_log" || true)
+    [ "$skipped" -gt 0 ] && results+=("note    $skipped test(s) skipped themselves (see 'skipping' lines)")
+    while IFS= read -r t; do
+        [ -n "$t" ] && results+=("        failed: $t")
+    done <<<"$failing"
 else
     results+=("skipped      tests (build failed)")
 fi

@@ -113,16 +113,3 @@ impl<'ns> Rpcbind<'ns> {
             .signal_and_wait(libc::SIGTERM, Duration::from_secs(10))
     }
 }
-
-/// Runs `f` once for each available implementation, printing which one
-/// is skipped. Panics in `f` carry the implementation's name.
-pub fn for_each_impl(test: &str, mut f: impl FnMut(Impl)) {
-    for which in Impl::ALL {
-        if !which.available() {
-            eprintln!("{test}: skipping {}: not installed", which.name());
-            continue;
-        }
-        eprintln!("{test}: against {}", which.name());
-        f(which);
-    }
-}

@@ -13,7 +13,7 @@ mod sys;
 
 use std::path::PathBuf;
 
-pub use daemon::{for_each_impl, Impl, Rpcbind};
+pub use daemon::{Impl, Rpcbind};
 pub use namespace::{run_with_timeout, Background, Namespace, RunOutput};
 
 /// True when this process may create namespaces (root and a working
@@ -26,9 +26,18 @@ pub fn require_root(test_name: &str) -> bool {
             .map(|s| s.success())
             .unwrap_or(false);
     if !usable {
-        eprintln!("skipping {test_name}: needs root for network namespaces");
+        skip_note(&format!(
+            "skipping {test_name}: needs root for network namespaces"
+        ));
     }
     usable
+}
+
+/// Prints why a test is skipped, past libtest's output capture (a direct
+/// write to stderr, not `eprintln!`), so a passing skip is still visible.
+pub fn skip_note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The workspace's built binary `name` (target/<profile>/<name>).
@@ -60,7 +69,7 @@ pub fn run_case(test: &str, which: Impl, f: impl FnOnce(Impl)) {
         return;
     }
     if !which.available() {
-        eprintln!("skipping {test}: {} not installed", which.name());
+        skip_note(&format!("skipping {test}: {} not installed", which.name()));
         return;
     }
     f(which)

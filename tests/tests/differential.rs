@@ -70,7 +70,9 @@ fn compare(test: &str, script: fn(&Namespace, &mut Transcript)) {
         return;
     }
     if !Impl::Reference.available() {
-        eprintln!("skipping {test}: the C reference rpcbind is not installed");
+        e2e::skip_note(&format!(
+            "skipping {test}: the C reference rpcbind is not installed"
+        ));
         return;
     }
     // E2E_DIFFERENTIAL_SELF=1 compares the reference with itself: a check

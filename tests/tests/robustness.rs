@@ -244,7 +244,7 @@ fn transcript(which: Impl) -> Vec<String> {
 fn malformed_messages_answered_like_reference() {
     let test = "malformed_messages_answered_like_reference";
     if !require_root(test) || !Impl::Reference.available() {
-        eprintln!("skipping {test}: needs root and the C reference");
+        e2e::skip_note(&format!("skipping {test}: needs root and the C reference"));
         return;
     }
     let reference = transcript(Impl::Reference);
