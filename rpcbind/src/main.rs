@@ -1,1 +1,92 @@
-fn main() {}
+//! `rpcbind`: the drop-in replacement for the C rpcbind 1.2.x daemon.
+//! The binary's edge: parses the command line, takes the single-instance
+//! lock, binds every listener, detaches (unless `-f`), then serves until
+//! SIGTERM/SIGINT and removes its socket and lock file. Errors reach the
+//! user here (anyhow only in this file). See README.md for the flags and
+//! the differences from the C daemon.
+#![deny(unsafe_code)]
+
+mod calllog;
+mod cli;
+mod conns;
+mod daemonize;
+mod interfaces;
+mod listeners;
+mod lock;
+mod logging;
+mod server;
+mod services;
+mod stream;
+#[allow(unsafe_code)]
+mod sys;
+mod udp;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use proto::engine::{Engine, EngineConfig};
+
+use crate::cli::{Cli, Parsed};
+use crate::listeners::ListenConfig;
+use crate::lock::InstanceLock;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args_os()) {
+        Parsed::Run(cli) => cli,
+        Parsed::Exit(0) => return ExitCode::SUCCESS,
+        Parsed::Exit(_) => return ExitCode::from(1),
+    };
+    if cli.abort && !cli.debug {
+        eprintln!("-a (abort) specified without -d (debugging) -- ignored.");
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !cli.foreground {
+                tracing::error!("{e:#}");
+            }
+            eprintln!("rpcbind: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    logging::init(cli.foreground, cli.debug);
+    let lock = InstanceLock::acquire(Path::new(lock::LOCK_PATH))?;
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("Sorry. You are not superuser");
+    }
+    let ports = services::ports(Path::new(services::SERVICES_PATH));
+    let cfg = ListenConfig::standard(ports.udp, ports.tcp, cli.hosts.clone());
+    let listeners = listeners::bind_all(&cfg).context("cannot start")?;
+    let created: Vec<PathBuf> = listeners.local.iter().filter_map(|l| l.path.clone()).collect();
+    if !cli.foreground {
+        daemonize::detach().context("cannot detach into the background")?;
+    }
+    let mut engine = Engine::new(EngineConfig {
+        insecure: cli.insecure,
+        ..EngineConfig::default()
+    });
+    for (transport, uaddr) in &listeners.own {
+        engine.register_own(*transport, uaddr);
+    }
+    let calllog = (cli.log_calls || cli.debug).then(|| calllog::CallLog::load(Path::new(calllog::RPC_PATH)));
+    let shared = Arc::new(server::Shared::new(engine, calllog, cli.abort_on_error()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let served = runtime.block_on(server::serve(listeners, shared, server::ServeConfig::default()));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    for path in &created {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+    lock.release();
+    served.context("serving failed")
+}

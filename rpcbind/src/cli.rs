@@ -1,0 +1,156 @@
+//! The command line of rpcbind 1.2.x (`rpcbind [-adfil] [-h ADDR]...`),
+//! parsed with clap before any thread starts. No I/O except what clap
+//! prints for `--help`, `--version` and usage errors.
+//!
+//! `-h` takes an address, as in the C daemon, so clap's automatic `-h`
+//! help flag is disabled and help is `--help` only. The C daemon exits 1
+//! on an unknown option; clap exits 2, so [`parse`] maps usage errors to 1.
+//! Debian's `-s`, `-w` and `-r` are not accepted yet (they are refused as
+//! unknown options); the C daemon has no `-L`, and neither do we.
+
+use std::ffi::OsString;
+
+use clap::error::ErrorKind;
+use clap::{ArgAction, Parser};
+
+/// The usage line, shaped like the C daemon's `usage: rpcbind [-adhilswfr]`.
+const USAGE: &str = "rpcbind [-adfil] [-h ADDR]...";
+
+/// The options of rpcbind 1.2.x that this daemon implements.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
+#[command(
+    name = "rpcbind",
+    version,
+    about = "Universal addresses to RPC program number mapper (ONC RPC portmapper)",
+    override_usage = USAGE,
+    disable_help_flag = true,
+    disable_version_flag = true,
+)]
+pub struct Cli {
+    /// When debugging (-d), abort on internal errors.
+    #[arg(short = 'a')]
+    pub abort: bool,
+
+    /// Debug mode: log more (each call and each decision).
+    #[arg(short = 'd')]
+    pub debug: bool,
+
+    /// Stay in the foreground and log to stderr (do not fork).
+    #[arg(short = 'f')]
+    pub foreground: bool,
+
+    /// Answer UDP only on this address (repeatable); 127.0.0.1 and ::1 are
+    /// added. TCP and the local socket are unaffected.
+    #[arg(short = 'h', value_name = "ADDR", action = ArgAction::Append)]
+    pub hosts: Vec<String>,
+
+    /// Insecure mode: accept SET and UNSET from any host.
+    #[arg(short = 'i')]
+    pub insecure: bool,
+
+    /// Log every call in one line (caller, procedure, program).
+    #[arg(short = 'l')]
+    pub log_calls: bool,
+
+    /// Print this help and exit.
+    #[arg(long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+
+    /// Print the version and exit.
+    #[arg(long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run the daemon with these options.
+    Run(Cli),
+    /// Exit now with this status; clap has already printed what it had to.
+    Exit(i32),
+}
+
+/// Parses `args` (including `argv[0]`). `--help` and `--version` print to
+/// stdout and exit 0; anything clap refuses prints the error and usage to
+/// stderr and exits 1, as the C daemon does.
+pub fn parse<I, T>(args: I) -> Parsed
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Parsed::Run(cli),
+        Err(e) => {
+            let status = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 1,
+            };
+            // Printing can only fail if stdout/stderr are closed; the exit
+            // status still tells the caller what happened.
+            let _ = e.print();
+            Parsed::Exit(status)
+        }
+    }
+}
+
+impl Cli {
+    /// `-a` only counts with `-d`, as in the C daemon.
+    pub fn abort_on_error(&self) -> bool {
+        self.abort && self.debug
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Cli {
+        match Cli::try_parse_from(args) {
+            Ok(c) => c,
+            Err(e) => panic!("{args:?} refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn flags_combine_like_getopt() {
+        let c = run(&["rpcbind", "-fil", "-d"]);
+        assert!(c.foreground && c.insecure && c.log_calls && c.debug);
+        assert!(!c.abort && c.hosts.is_empty());
+    }
+
+    #[test]
+    fn h_takes_an_address_and_repeats() {
+        let c = run(&["rpcbind", "-h", "192.0.2.1", "-h2001:db8::1", "-f"]);
+        assert_eq!(c.hosts, ["192.0.2.1", "2001:db8::1"]);
+        assert!(c.foreground);
+    }
+
+    #[test]
+    fn h_without_argument_is_an_error() {
+        let e = Cli::try_parse_from(["rpcbind", "-h"]).unwrap_err();
+        assert_ne!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(matches!(parse(["rpcbind", "-h"]), Parsed::Exit(1)));
+    }
+
+    #[test]
+    fn later_issue_flags_are_refused() {
+        for flag in ["-s", "-w", "-r", "-L", "-x", "-V"] {
+            let e = Cli::try_parse_from(["rpcbind", flag]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::UnknownArgument, "{flag}");
+        }
+    }
+
+    #[test]
+    fn abort_needs_debug() {
+        assert!(!run(&["rpcbind", "-a"]).abort_on_error());
+        assert!(run(&["rpcbind", "-ad"]).abort_on_error());
+    }
+
+    #[test]
+    fn help_is_long_only() {
+        let e = Cli::try_parse_from(["rpcbind", "--help"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        let e = Cli::try_parse_from(["rpcbind", "--version"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayVersion);
+    }
+}

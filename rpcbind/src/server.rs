@@ -1,0 +1,254 @@
+//! The serving loop: takes an already-bound [`Listeners`] set and an
+//! engine, and runs one task per UDP socket, one accept task per stream
+//! listener and one task per connection until SIGTERM, SIGINT or SIGQUIT
+//! (the C daemon's `terminate`). SIGHUP, SIGUSR1 and SIGUSR2 are ignored,
+//! as in C. Does I/O (sockets, signals).
+//!
+//! The engine sits behind a `std::sync::Mutex` taken only around
+//! `Engine::handle` (never across an `.await`), so UDP and TCP tasks share
+//! it without ever waiting on a slow peer. A panic inside the engine is
+//! caught and the request dropped (or the process aborted with `-a -d`),
+//! so no input stops the daemon serving others.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use proto::engine::{Engine, Outcome, RequestContext, Transport};
+use tokio::io::Interest;
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::calllog::{self, CallLog};
+use crate::conns::ConnTable;
+use crate::listeners::Listeners;
+use crate::stream::{self, StreamLimits};
+use crate::udp;
+
+/// Tunables of the serving loop.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub stream: StreamLimits,
+    /// Most TCP connections open at once (IPv4 and IPv6 together).
+    pub max_tcp_connections: usize,
+    /// Most local-socket connections open at once.
+    pub max_local_connections: usize,
+    /// How often the interface list for address merging is refreshed.
+    pub interface_refresh: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            stream: StreamLimits::default(),
+            max_tcp_connections: 1024,
+            max_local_connections: 1024,
+            interface_refresh: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What every task shares: the engine and the logging switches.
+#[derive(Debug)]
+pub struct Shared {
+    engine: Mutex<Engine>,
+    calllog: Option<CallLog>,
+    abort_on_error: bool,
+}
+
+impl Shared {
+    /// `calllog` enables the `-l` lines; `abort_on_error` is `-a -d`.
+    pub fn new(engine: Engine, calllog: Option<CallLog>, abort_on_error: bool) -> Self {
+        Shared {
+            engine: Mutex::new(engine),
+            calllog,
+            abort_on_error,
+        }
+    }
+
+    /// Answers one request through the engine.
+    pub fn handle(&self, request: &[u8], ctx: &RequestContext) -> Outcome {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+            engine.handle(request, ctx, SystemTime::now())
+        }));
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(_) => {
+                tracing::error!(
+                    "internal error while answering a {}-byte {} request; dropped",
+                    request.len(),
+                    ctx.transport.netid()
+                );
+                if self.abort_on_error {
+                    std::process::abort();
+                }
+                return Outcome::NoReply;
+            }
+        };
+        if let Some(log) = &self.calllog {
+            if let Some(line) = log.line(request, ctx, &outcome) {
+                tracing::info!(target: calllog::TARGET, "{line}");
+            }
+        }
+        outcome
+    }
+
+    fn set_interfaces(&self, ifs: Vec<proto::engine::Interface>) {
+        let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        engine.set_interfaces(ifs);
+    }
+}
+
+/// Serves every listener until a termination signal; returns `Ok` then.
+/// Must run inside a tokio runtime.
+pub async fn serve(listeners: Listeners, shared: Arc<Shared>, cfg: ServeConfig) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    for kind in [SignalKind::hangup(), SignalKind::user_defined1(), SignalKind::user_defined2()] {
+        let mut s = signal(kind)?;
+        tokio::spawn(async move { while s.recv().await.is_some() {} });
+    }
+    spawn_all(listeners, &shared, &cfg)?;
+    tokio::spawn(refresh_interfaces(shared.clone(), cfg.interface_refresh));
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
+        _ = int.recv() => tracing::info!("SIGINT: exiting"),
+        _ = quit.recv() => tracing::info!("SIGQUIT: exiting"),
+    }
+    Ok(())
+}
+
+/// Starts the tasks of every listener (no signal handling); for tests
+/// and for `serve`.
+pub fn spawn_all(listeners: Listeners, shared: &Arc<Shared>, cfg: &ServeConfig) -> std::io::Result<()> {
+    let tcp_table = ConnTable::new(cfg.max_tcp_connections);
+    let local_table = ConnTable::new(cfg.max_local_connections);
+    for l in listeners.udp {
+        let socket = Arc::new(UdpSocket::from_std(l.socket)?);
+        tokio::spawn(serve_udp(socket, l.transport, shared.clone()));
+    }
+    for l in listeners.tcp {
+        let listener = TcpListener::from_std(l.listener)?;
+        let ctx = (l.transport, shared.clone(), tcp_table.clone(), cfg.stream);
+        tokio::spawn(accept_tcp(listener, ctx));
+    }
+    for l in listeners.local {
+        let listener = UnixListener::from_std(l.listener)?;
+        tokio::spawn(accept_local(listener, shared.clone(), local_table.clone(), cfg.stream));
+    }
+    Ok(())
+}
+
+async fn refresh_interfaces(shared: Arc<Shared>, every: Duration) {
+    let mut last = None;
+    loop {
+        match crate::interfaces::current() {
+            Ok(ifs) if last.as_ref() != Some(&ifs) => {
+                shared.set_interfaces(ifs.clone());
+                last = Some(ifs);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("getifaddrs: {e}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn serve_udp(socket: Arc<UdpSocket>, transport: Transport, shared: Arc<Shared>) {
+    let fd = socket.as_raw_fd();
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut buf = vec![0u8; udp::MAX_DATAGRAM];
+    let mut cmsg = udp::cmsg_buffer();
+    loop {
+        let received = socket
+            .async_io(Interest::READABLE, || udp::recv(fd, &mut buf, &mut cmsg))
+            .await;
+        let dg = match received {
+            Ok(dg) => dg,
+            Err(e) => {
+                tracing::debug!("{} recvmsg: {e}", transport.netid());
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let ctx = RequestContext {
+            transport,
+            peer: Some(dg.peer),
+            local: dg.local.map(|ip| local_addr(ip, port, dg.ifindex)),
+            peer_uid: None,
+        };
+        let Outcome::Reply(reply) = shared.handle(&buf[..dg.len], &ctx) else {
+            continue;
+        };
+        let source = dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex));
+        let sent = socket
+            .async_io(Interest::WRITABLE, || udp::send(fd, &reply, dg.peer, source.as_ref()))
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!("{} sendmsg to {}: {e}", transport.netid(), dg.peer);
+        }
+    }
+}
+
+fn local_addr(ip: std::net::IpAddr, port: u16, ifindex: u32) -> SocketAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => {
+            SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, ifindex))
+        }
+        _ => SocketAddr::new(ip, port),
+    }
+}
+
+type TcpCtx = (Transport, Arc<Shared>, Arc<ConnTable>, StreamLimits);
+
+async fn accept_tcp(listener: TcpListener, (transport, shared, table, limits): TcpCtx) {
+    loop {
+        let (conn, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                accept_failed(transport, &e).await;
+                continue;
+            }
+        };
+        let _ = conn.set_nodelay(true);
+        let ctx = RequestContext {
+            transport,
+            peer: Some(peer),
+            local: conn.local_addr().ok(),
+            peer_uid: None,
+        };
+        let guard = table.admit();
+        tokio::spawn(stream::serve(conn, ctx, shared.clone(), guard, limits));
+    }
+}
+
+async fn accept_local(listener: UnixListener, shared: Arc<Shared>, table: Arc<ConnTable>, limits: StreamLimits) {
+    loop {
+        let conn = match listener.accept().await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                accept_failed(Transport::Local, &e).await;
+                continue;
+            }
+        };
+        let ctx = RequestContext {
+            transport: Transport::Local,
+            peer: None,
+            local: None,
+            peer_uid: conn.peer_cred().ok().map(|c| c.uid()),
+        };
+        let guard = table.admit();
+        tokio::spawn(stream::serve(conn, ctx, shared.clone(), guard, limits));
+    }
+}
+
+/// Out of descriptors or memory: say so and pause briefly instead of
+/// spinning on a listener that stays readable.
+async fn accept_failed(transport: Transport, e: &std::io::Error) {
+    tracing::warn!("{} accept: {e}", transport.netid());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}

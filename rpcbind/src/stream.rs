@@ -1,0 +1,234 @@
+//! One stream connection (TCP or the local socket): reassembles records
+//! (RFC 5531 section 11, record marking), answers each call through the
+//! engine, and writes the replies back, in its own task so that a slow or
+//! silent client delays nobody else. Does I/O on the connection.
+//!
+//! Bounds, so that no client can grow memory without limit:
+//! - a record over [`StreamLimits::max_record`] closes the connection
+//!   (refused from its fragment header, before its body is read);
+//! - no new request is read while [`StreamLimits::max_queued`] reply
+//!   bytes wait to be written (one reply, however large, is always
+//!   queued whole, so a DUMP of any size still goes out);
+//! - a connection whose queued replies make no progress for
+//!   [`StreamLimits::write_stall`] (a client that never reads) is closed,
+//!   as is one idle for [`StreamLimits::idle`];
+//! - the connection table may evict it (see [`crate::conns`]).
+//!
+//! On end of input the replies already due are still written, then the
+//! connection closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::engine::{Outcome, RequestContext};
+use proto::record::{encode_record, RecordAssembler};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant};
+
+use crate::conns::ConnGuard;
+use crate::server::Shared;
+
+/// Per-connection limits.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    /// Largest request record accepted.
+    pub max_record: usize,
+    /// Reply bytes queued beyond which no further request is read.
+    pub max_queued: usize,
+    /// How long queued replies may wait without any progress.
+    pub write_stall: Duration,
+    /// How long a connection may stay without any traffic.
+    pub idle: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_record: 64 * 1024,
+            max_queued: 64 * 1024,
+            write_stall: Duration::from_secs(30),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Why a connection ended (logged at debug level).
+#[derive(Debug)]
+enum End {
+    Eof,
+    Io(std::io::Error),
+    RecordTooLong,
+    NotACall,
+    Idle,
+    WriteStall,
+    Evicted,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Eof => f.write_str("end of input"),
+            End::Io(e) => write!(f, "{e}"),
+            End::RecordTooLong => f.write_str("record over the size limit"),
+            End::NotACall => f.write_str("not an RPC call"),
+            End::Idle => f.write_str("idle timeout"),
+            End::WriteStall => f.write_str("replies not read in time"),
+            End::Evicted => f.write_str("connection table full"),
+        }
+    }
+}
+
+/// Reply bytes waiting to be written.
+#[derive(Debug, Default)]
+struct OutQueue {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl OutQueue {
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn push(&mut self, reply: &[u8]) {
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(&encode_record(reply));
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos >= self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+}
+
+/// Serves one connection until it ends; `ctx` describes the transport and
+/// peer, `guard` keeps its place in the connection table.
+pub async fn serve<S>(
+    stream: S,
+    ctx: RequestContext,
+    shared: Arc<Shared>,
+    guard: ConnGuard,
+    limits: StreamLimits,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let end = run(stream, &ctx, &shared, &guard, limits).await;
+    tracing::debug!(
+        "{} connection from {} closed: {end}",
+        ctx.transport.netid(),
+        ctx.peer.map_or_else(|| "local".to_owned(), |p| p.to_string())
+    );
+}
+
+async fn run<S>(
+    stream: S,
+    ctx: &RequestContext,
+    shared: &Shared,
+    guard: &ConnGuard,
+    limits: StreamLimits,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut stream) = tokio::io::split(stream);
+    let mut records = RecordAssembler::new(limits.max_record);
+    let mut out = OutQueue::default();
+    let mut rbuf = vec![0u8; READ_CHUNK];
+    let mut eof = false;
+    let mut last_progress = Instant::now();
+    loop {
+        while out.len() < limits.max_queued {
+            let Some(record) = records.pop() else { break };
+            match shared.handle(&record, ctx) {
+                Outcome::Reply(reply) => out.push(&reply),
+                Outcome::Close => return flush_then(stream, out, limits, End::NotACall).await,
+                _ => {}
+            }
+        }
+        if eof {
+            return flush_then(stream, out, limits, End::Eof).await;
+        }
+        let reading = out.len() < limits.max_queued;
+        let writing = out.len() > 0;
+        let deadline = last_progress + if writing { limits.write_stall } else { limits.idle };
+        tokio::select! {
+            r = rd.read(&mut rbuf), if reading => match r {
+                Ok(0) => eof = true,
+                Ok(n) => {
+                    last_progress = Instant::now();
+                    guard.slot.touch();
+                    if records.push(&rbuf[..n]).is_err() {
+                        // Answer what came before the oversized record.
+                        while let Some(record) = records.pop() {
+                            if let Outcome::Reply(reply) = shared.handle(&record, ctx) {
+                                out.push(&reply);
+                            }
+                        }
+                        return flush_then(stream, out, limits, End::RecordTooLong).await;
+                    }
+                }
+                Err(e) => return End::Io(e),
+            },
+            w = stream.write(out.pending()), if writing => match w {
+                Ok(0) => return End::Eof,
+                Ok(n) => {
+                    out.advance(n);
+                    last_progress = Instant::now();
+                    guard.slot.touch();
+                }
+                Err(e) => return End::Io(e),
+            },
+            () = sleep_until(deadline) => {
+                return if writing { End::WriteStall } else { End::Idle };
+            }
+            () = guard.slot.evicted() => return End::Evicted,
+        }
+    }
+}
+
+/// Writes what is queued (bounded by the write-stall limit), then closes.
+async fn flush_then<S>(mut stream: S, out: OutQueue, limits: StreamLimits, end: End) -> End
+where
+    S: AsyncWrite + Unpin,
+{
+    if out.len() > 0 {
+        let write = stream.write_all(out.pending());
+        match tokio::time::timeout(limits.write_stall, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return End::Io(e),
+            Err(_) => return End::WriteStall,
+        }
+    }
+    let _ = stream.shutdown().await;
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_queue_keeps_order_and_compacts() {
+        let mut q = OutQueue::default();
+        q.push(b"abcd");
+        assert_eq!(q.pending(), [0x80, 0, 0, 4, b'a', b'b', b'c', b'd']);
+        q.advance(6);
+        q.push(b"ef");
+        assert_eq!(q.pending(), [b'c', b'd', 0x80, 0, 0, 2, b'e', b'f']);
+        q.advance(8);
+        assert_eq!(q.len(), 0);
+    }
+}
