@@ -52,7 +52,7 @@ fn auth_sys_body() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|(stamp, name, uid, gid, gids)| {
             AuthSys {
                 stamp,
-                machine_name: &name,
+                machine_name: name.as_bytes(),
                 uid,
                 gid,
                 gids,

@@ -162,7 +162,7 @@ proptest! {
         let rmt = RpcbRmtcallRes { addr, results: &args };
         let encoded = rmt.to_xdr();
         prop_assert_eq!(RpcbRmtcallRes::from_xdr(&encoded), Ok(rmt));
-        let sys = AuthSys { stamp: nums[0], machine_name: &name, uid: nums[1], gid: nums[2], gids };
+        let sys = AuthSys { stamp: nums[0], machine_name: name.as_bytes(), uid: nums[1], gid: nums[2], gids };
         let encoded = sys.to_xdr();
         prop_assert_eq!(AuthSys::from_body(&encoded), Ok(sys));
     }

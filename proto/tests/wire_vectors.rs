@@ -10,7 +10,10 @@
 // Test code: a malformed golden file should stop the test loudly.
 #![allow(clippy::unwrap_used)]
 
-use proto::rpc::{AcceptedReply, CallHeader, Program, Reply, ReplyBody, RPC_VERSION};
+use proto::rpc::{
+    AcceptedReply, AuthFlavor, AuthStat, AuthSys, CallHeader, Program, RejectedReply, Reply,
+    ReplyBody, RPC_VERSION,
+};
 use proto::rpcb::*;
 use proto::xdr::{Decode, Encode, XdrError, XdrReader};
 
@@ -117,11 +120,26 @@ fn is_udp_overread(ex: &Exchange, decoded: &Result<Option<Vec<u8>>, XdrError>) -
     ex.transport.starts_with("udp") && matches!(decoded, Err(XdrError::Truncated { .. }))
 }
 
+/// An AUTH_SYS credential decodes exactly when the C daemon accepted it
+/// (it answers AUTH_BADCRED otherwise), and re-encodes to the bytes sent.
+fn check_auth_sys(ctx: &str, body: &[u8], reply: &Reply<'_>) {
+    let refused = reply.body == ReplyBody::Denied(RejectedReply::AuthError(AuthStat::BADCRED));
+    match AuthSys::from_body(body) {
+        Ok(sys) => {
+            assert!(!refused, "{ctx}: C refused an AUTH_SYS body we decode");
+            let bytes = sys.to_xdr();
+            assert_eq!(&body[..bytes.len()], &bytes[..], "{ctx}: AUTH_SYS");
+        }
+        Err(e) => assert!(refused, "{ctx}: C accepted an AUTH_SYS body we refuse: {e}"),
+    }
+}
+
 #[test]
 fn captured_messages_decode_and_re_encode_exactly() {
     let all = exchanges();
     assert!(all.len() > 120, "only {} exchanges found", all.len());
     let (mut typed_args, mut typed_results, mut udp_overreads) = (0, 0, 0);
+    let mut auth_sys_seen = 0;
     for (i, ex) in all.iter().enumerate() {
         let ctx = format!("{} exchange #{i}", ex.file);
         let mut r = XdrReader::new(&ex.request);
@@ -148,6 +166,11 @@ fn captured_messages_decode_and_re_encode_exactly() {
             .unwrap_or_else(|e| panic!("{ctx}: reply: {e}"));
         assert_eq!(reply.xid, header.xid, "{ctx}");
         assert_eq!(&reply.to_xdr(), reply_bytes, "{ctx}");
+
+        if header.credential.flavor == AuthFlavor::SYS {
+            check_auth_sys(&ctx, header.credential.body, &reply);
+            auth_sys_seen += 1;
+        }
 
         if header.program != Program::PORTMAP || header.rpc_version != RPC_VERSION {
             continue;
@@ -192,6 +215,7 @@ fn captured_messages_decode_and_re_encode_exactly() {
     // and a v3 GETADDR without r_addr and r_owner, both over UDP.
     assert_eq!(udp_overreads, 2);
     eprintln!("{typed_args} typed arguments, {typed_results} typed results");
+    assert!(auth_sys_seen >= 2, "{auth_sys_seen} AUTH_SYS credentials");
     assert!(typed_args > 40, "{typed_args} typed arguments");
     assert!(typed_results > 60, "{typed_results} typed results");
 }

@@ -38,7 +38,9 @@ impl<'a> Decode<'a> for OpaqueAuth<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthSys<'a> {
     pub stamp: u32,
-    pub machine_name: &'a str,
+    /// Any bytes: libtirpc's `xdr_string` does not require a character
+    /// set, so neither do we.
+    pub machine_name: &'a [u8],
     pub uid: u32,
     pub gid: u32,
     pub gids: Vec<u32>,
@@ -54,7 +56,7 @@ impl<'a> AuthSys<'a> {
 impl Encode for AuthSys<'_> {
     fn encode(&self, w: &mut XdrWriter) {
         w.put_u32(self.stamp);
-        w.put_string(self.machine_name);
+        w.put_opaque(self.machine_name);
         w.put_u32(self.uid);
         w.put_u32(self.gid);
         w.put_u32(self.gids.len() as u32);
@@ -67,7 +69,7 @@ impl Encode for AuthSys<'_> {
 impl<'a> Decode<'a> for AuthSys<'a> {
     fn decode(r: &mut XdrReader<'a>) -> Result<Self, XdrError> {
         let stamp = r.u32_named("authsys.stamp")?;
-        let machine_name = r.string_named(MAX_MACHINE_NAME, "authsys.machinename")?;
+        let machine_name = r.opaque_named(MAX_MACHINE_NAME, "authsys.machinename")?;
         let uid = r.u32_named("authsys.uid")?;
         let gid = r.u32_named("authsys.gid")?;
         let n = r.u32_named("authsys.gids")?;
@@ -99,7 +101,7 @@ mod tests {
     fn auth_sys_golden() {
         let a = AuthSys {
             stamp: 1,
-            machine_name: "host",
+            machine_name: b"host",
             uid: 0,
             gid: 0,
             gids: vec![0, 4],
@@ -116,5 +118,49 @@ mod tests {
             AuthSys::from_body(&too_many),
             Err(XdrError::TooLong { len: 17, .. })
         ));
+    }
+
+    fn body(name: &[u8], gids: &[u32]) -> Vec<u8> {
+        AuthSys {
+            stamp: 1,
+            machine_name: name,
+            uid: 0,
+            gid: 0,
+            gids: gids.to_vec(),
+        }
+        .to_xdr()
+    }
+
+    /// Observed 2026-11-23: a PMAP v2 NULL call over UDP with each body
+    /// as an AUTH_SYS credential, sent to Debian's rpcbind 1.2.6 (libtirpc
+    /// 1.3.3) in a network namespace; `true` = answered SUCCESS, `false` =
+    /// denied with AUTH_ERROR / AUTH_BADCRED.
+    #[test]
+    fn auth_sys_acceptance_matches_libtirpc() {
+        let gids16: Vec<u32> = (0..16).collect();
+        let mut count17 = body(b"h", &gids16);
+        let at = count17.len() - 68;
+        count17[at..at + 4].copy_from_slice(&17u32.to_be_bytes());
+        let truncated = body(b"h", &[]);
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("ok", body(b"host", &[1, 2]), true),
+            ("name not UTF-8", body(b"\xff\xfe", &[]), true),
+            ("name with NUL", body(b"a\0b", &[]), true),
+            ("name 255", body(&[b'a'; 255], &[]), true),
+            ("name 256", body(&[b'a'; 256], &[]), false),
+            ("16 gids", body(b"h", &gids16), true),
+            ("17 gids", body(b"h", &(0..17).collect::<Vec<_>>()), false),
+            ("count 17, 16 present", count17, false),
+            (
+                "no gids count",
+                truncated[..truncated.len() - 4].to_vec(),
+                false,
+            ),
+            ("trailing bytes", [truncated, vec![0; 4]].concat(), true),
+            ("empty", vec![], false),
+        ];
+        for (name, bytes, accepted) in cases {
+            assert_eq!(AuthSys::from_body(&bytes).is_ok(), accepted, "{name}");
+        }
     }
 }
