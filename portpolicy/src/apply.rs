@@ -284,3 +284,108 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Sources;
+    use crate::services::Services;
+
+    fn setup(config: &str, kernel: Kernel) -> (Config, Policy, Current) {
+        let c = Config::from_files(&[("/c.toml", config)]).unwrap_or_else(|e| panic!("{e}"));
+        let sources = Sources {
+            services: Services::parse("ipp 631/tcp\nimaps 993/tcp\n").ok(),
+            ip_local_reserved_ports: kernel.reserved_ports.clone(),
+            ..Sources::default()
+        };
+        let p = Policy::compute(&c, &sources).unwrap_or_else(|e| panic!("{e}"));
+        let cur = Current {
+            kernel,
+            ..Current::default()
+        };
+        (c, p, cur)
+    }
+
+    fn set(text: &str) -> Option<PortSet> {
+        PortSet::parse_list(text).ok()
+    }
+
+    #[test]
+    fn keeps_admin_entries_and_records_only_its_own() {
+        let kernel = Kernel {
+            reserved_ports: set("631,5000"),
+            ..Kernel::default()
+        };
+        let (c, p, cur) = setup(
+            "[[reservation]]\nname=\"a\"\nport=700\n[[reservation]]\nname=\"b\"\nport=631\n",
+            kernel,
+        );
+        let plan = plan(&c, &p, &cur);
+        let sysctl = plan
+            .changes
+            .iter()
+            .find(|c| matches!(c.target, Target::Sysctl(_)));
+        assert_eq!(
+            sysctl.map(|c| (c.old.as_str(), c.new.as_str())),
+            Some(("631,5000", "631,700,5000"))
+        );
+        assert!(matches!(&plan.changes[0].target, Target::File(p) if p.ends_with("applied.json")));
+        assert!(
+            plan.changes[0].new.contains("\"700\""),
+            "{}",
+            plan.changes[0].new
+        );
+        let block = plan
+            .changes
+            .iter()
+            .find(|c| c.target == Target::File(BLACKLIST.into()));
+        let block = block.map(|c| c.new.as_str()).unwrap_or("");
+        assert_eq!(
+            block
+                .lines()
+                .filter(|l| l.parse::<u16>().is_ok())
+                .collect::<Vec<_>>(),
+            ["631", "700", "993"]
+        );
+    }
+
+    #[test]
+    fn sunrpc_gets_the_longest_privileged_run_where_it_exists() {
+        let kernel = Kernel {
+            reserved_ports: set(""),
+            sunrpc: Some((665, 1023)),
+            ..Kernel::default()
+        };
+        let (c, p, cur) = setup("exclude = [\"512-899\"]\n", kernel);
+        let plan = plan(&c, &p, &cur);
+        let got: Vec<_> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match &c.target {
+                Target::Sysctl(n) => Some((n.as_str(), c.old.as_str(), c.new.as_str())),
+                Target::File(_) => None,
+            })
+            .collect();
+        // Pool: 900-992 and 994-1023 (993 is imaps); the longest run wins.
+        assert_eq!(
+            got,
+            [
+                ("sunrpc.min_resvport", "665", "900"),
+                ("sunrpc.max_resvport", "1023", "992")
+            ]
+        );
+        assert!(plan.notes.is_empty());
+    }
+
+    #[test]
+    fn high_mode_reserves_the_pool() {
+        let kernel = Kernel {
+            reserved_ports: set(""),
+            ..Kernel::default()
+        };
+        let (c, p, cur) = setup("mode = \"high\"\nhigh_range = \"20000-20009\"\n", kernel);
+        let plan = plan(&c, &p, &cur);
+        assert!(plan.changes.iter().any(|c| c.new == "20000-20009"));
+        assert_eq!(plan.notes.len(), 1, "sunrpc absent: {:?}", plan.notes);
+    }
+}

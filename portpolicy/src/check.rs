@@ -190,6 +190,14 @@ pub fn findings(
             });
         }
     }
+    for n in &policy.notes {
+        out.push(Finding {
+            severity: Severity::Note,
+            kind: "policy",
+            what: n.clone(),
+            todo: "check high_range against net.ipv4.ip_local_port_range".into(),
+        });
+    }
     out.push(Finding {
         severity: Severity::Note,
         kind: "leases",

@@ -91,7 +91,12 @@ fn dir_files(dir: &Path, ext: Option<&str>) -> Result<Vec<PathBuf>, ConfigError>
         .filter(|p| p.is_file())
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let hidden = name.starts_with('.') || name.ends_with('~');
+            // Editor backups and package-manager leftovers are not config.
+            let hidden = name.starts_with('.')
+                || name.ends_with('~')
+                || [".dpkg-old", ".dpkg-new", ".dpkg-dist", ".rpmnew", ".rpmsave"]
+                    .iter()
+                    .any(|s| name.ends_with(s));
             !hidden && ext.is_none_or(|x| p.extension().is_some_and(|e| e == x))
         })
         .collect();

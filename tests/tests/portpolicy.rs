@@ -432,3 +432,79 @@ fn a_socket_without_a_process_is_a_kernel_socket_with_its_peer() {
     );
     drop(held);
 }
+
+#[test]
+fn config_option_goes_before_or_after_the_subcommand() {
+    let root = Root::new("configpos");
+    fake_proc_sys(&root);
+    root.write("/elsewhere.toml", "exclude = [\"600-700\"]\n");
+    let cfg = root.path("/elsewhere.toml").display().to_string();
+    for args in [&["--config", &cfg, "pool"][..], &["pool", "--config", &cfg]] {
+        let out = no_ns_run(&root, args);
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert_eq!(out.stdout.lines().next(), Some("701"), "{args:?}");
+    }
+}
+
+/// Where /proc/sys/sunrpc exists, apply narrows the kernel NFS client's
+/// range to the pool. This kernel has no sunrpc, so a fake sysctl tree.
+#[test]
+fn apply_sets_sunrpc_range_in_a_fake_sysctl_tree() {
+    let root = Root::new("sunrpc");
+    fake_proc_sys(&root);
+    root.write("/proc-sys/sunrpc/min_resvport", "665\n");
+    root.write("/proc-sys/sunrpc/max_resvport", "1023\n");
+    root.write("/etc/portpolicy.toml", "exclude = [\"512-899\"]\n");
+    let out = no_ns_run(&root, &["apply"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // Pool above 899: 900-920, 922-988, ... (921 lwresd, 989-990 ftps, ...):
+    // the longest run is 922-988.
+    assert_eq!(
+        root.read("/proc-sys/sunrpc/min_resvport").as_deref(),
+        Some("922\n")
+    );
+    assert_eq!(
+        root.read("/proc-sys/sunrpc/max_resvport").as_deref(),
+        Some("988\n")
+    );
+    let dropin = root.read("/etc/sysctl.d/60-portpolicy.conf").unwrap();
+    assert!(
+        dropin.contains("sunrpc.min_resvport = 922\nsunrpc.max_resvport = 988\n"),
+        "{dropin}"
+    );
+    let again = no_ns_run(&root, &["apply"]);
+    assert!(again.stdout.contains("nothing to change"), "{again:?}");
+}
+
+/// High mode reads the namespace's own ephemeral range and stays out of it.
+#[test]
+fn high_mode_pool_avoids_the_namespace_ephemeral_range() {
+    if !e2e::require_root("high_mode_pool_avoids_the_namespace_ephemeral_range") {
+        return;
+    }
+    let ns = Namespace::new();
+    let root = Root::new("high");
+    root.write("/etc/portpolicy.toml", "mode = \"high\"\n");
+    ns.run(
+        "sh",
+        &[
+            "-c",
+            "echo 22000 60999 > /proc/sys/net/ipv4/ip_local_port_range",
+        ],
+        T,
+    )
+    .assert_success("sysctl");
+    let out = portpolicy(&ns, &root, &["pool"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let ports: Vec<u16> = out.stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ports.first(), Some(&20000));
+    assert_eq!(ports.last(), Some(&21999));
+    let check = portpolicy(&ns, &root, &["check"]);
+    assert!(
+        check
+            .stdout
+            .contains("note: high_range 20000-24999 overlaps the ephemeral range 22000-60999"),
+        "{}",
+        check.stdout
+    );
+}
