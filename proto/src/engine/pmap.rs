@@ -89,7 +89,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::engine::registry::{Registry, IPPROTO_UDP};
     use crate::rpc::{Program, Version};
 
