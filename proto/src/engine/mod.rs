@@ -133,7 +133,7 @@ pub enum Outcome {
 }
 
 /// The rpcbind engine: the registry, the statistics and the dispatcher.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Engine {
     config: EngineConfig,
     registry: Registry,
