@@ -93,7 +93,7 @@ pub fn all_holders() -> io::Result<Vec<Holder>> {
             sockets.extend(dump(family, proto)?);
         }
     }
-    let owners = inode_owners(Path::new("/proc"));
+    let (owners, complete) = inode_owners(Path::new("/proc"));
     Ok(sockets
         .into_iter()
         .map(|socket| {
@@ -101,7 +101,14 @@ pub fn all_holders() -> io::Result<Vec<Holder>> {
                 0 => Vec::new(),
                 inode => owners.get(&u64::from(inode)).cloned().unwrap_or_default(),
             };
-            let kernel = processes.is_empty().then(|| kernel_label(&socket));
+            let kernel = processes.is_empty().then(|| match complete {
+                true => kernel_label(&socket),
+                false if socket.state_code == TCP_TIME_WAIT => kernel_label(&socket),
+                false => format!(
+                    "a socket of uid {} whose owner could not be seen (run portpolicy as root)",
+                    socket.uid
+                ),
+            });
             Holder {
                 socket,
                 processes,
@@ -228,12 +235,14 @@ fn read_dump(socket: &NlSocket, proto: Protocol) -> io::Result<Vec<SocketInfo>> 
 }
 
 /// Map socket inodes to the processes that have them open, by reading
-/// every /proc/PID/fd link. Processes that vanish or deny access are
-/// skipped: the answer is what could be seen.
-pub fn inode_owners(proc_dir: &Path) -> HashMap<u64, Vec<ProcessInfo>> {
+/// every /proc/PID/fd link, and say whether every fd directory could be
+/// read (not when run without privileges). Processes that vanish while
+/// being read are skipped.
+pub fn inode_owners(proc_dir: &Path) -> (HashMap<u64, Vec<ProcessInfo>>, bool) {
     let mut out: HashMap<u64, Vec<ProcessInfo>> = HashMap::new();
+    let mut complete = true;
     let Ok(entries) = std::fs::read_dir(proc_dir) else {
-        return out;
+        return (out, false);
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -243,8 +252,12 @@ pub fn inode_owners(proc_dir: &Path) -> HashMap<u64, Vec<ProcessInfo>> {
         else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
+        let fds = match std::fs::read_dir(entry.path().join("fd")) {
+            Ok(fds) => fds,
+            Err(e) => {
+                complete &= e.kind() != std::io::ErrorKind::PermissionDenied;
+                continue;
+            }
         };
         let mut info: Option<ProcessInfo> = None;
         for fd in fds.flatten() {
@@ -261,7 +274,7 @@ pub fn inode_owners(proc_dir: &Path) -> HashMap<u64, Vec<ProcessInfo>> {
             }
         }
     }
-    out
+    (out, complete)
 }
 
 fn socket_inode(link: &str) -> Option<u64> {

@@ -94,9 +94,15 @@ fn dir_files(dir: &Path, ext: Option<&str>) -> Result<Vec<PathBuf>, ConfigError>
             // Editor backups and package-manager leftovers are not config.
             let hidden = name.starts_with('.')
                 || name.ends_with('~')
-                || [".dpkg-old", ".dpkg-new", ".dpkg-dist", ".rpmnew", ".rpmsave"]
-                    .iter()
-                    .any(|s| name.ends_with(s));
+                || [
+                    ".dpkg-old",
+                    ".dpkg-new",
+                    ".dpkg-dist",
+                    ".rpmnew",
+                    ".rpmsave",
+                ]
+                .iter()
+                .any(|s| name.ends_with(s));
             !hidden && ext.is_none_or(|x| p.extension().is_some_and(|e| e == x))
         })
         .collect();

@@ -508,3 +508,27 @@ fn high_mode_pool_avoids_the_namespace_ephemeral_range() {
         check.stdout
     );
 }
+
+/// Without root, other users' /proc/PID/fd cannot be read: a socket whose
+/// owner cannot be seen must not be called a kernel socket.
+#[test]
+fn unprivileged_why_does_not_guess_kernel_socket() {
+    if !e2e::require_root("unprivileged_why_does_not_guess_kernel_socket") {
+        return;
+    }
+    let ns = Namespace::new();
+    let root = Root::new("nobody");
+    let _s = hold(&ns, Type::STREAM, "127.0.0.1:631", true);
+    let mut c = ns.command_as_nobody(e2e::binary("portpolicy"));
+    c.arg("--root").arg(&root.0).args(["why", "631/tcp"]);
+    let out = e2e::run_with_timeout(c, T);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "a socket of uid 0 whose owner could not be seen (run portpolicy as root): LISTEN 127.0.0.1:631"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("kernel socket"), "{}", out.stdout);
+}
