@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::merge::{family, merge};
 use super::{access, remote, Call, Engine, Outcome, RequestContext, Transport};
-use crate::rpc::{AcceptedReply, AuthStat};
-use crate::rpcb::{self, Netbuf, Rpcb, NC_TPI_CLTS, NC_TPI_COTS_ORD};
+use crate::rpc::{AcceptedReply, AuthStat, Program, Version};
+use crate::rpcb::{self, Netbuf, NC_TPI_CLTS, NC_TPI_COTS_ORD, RPC_MAXDATASIZE};
 use crate::uaddr;
 use crate::xdr::{Decode, Encode, XdrReader, XdrWriter};
 
@@ -38,7 +38,7 @@ impl Engine {
     /// `rpcbproc_set_com` / `rpcbproc_unset_com`: the owner comes from
     /// the transport, never from the request's `r_owner`.
     fn change(&mut self, call: &Call<'_>, ctx: &RequestContext, slot: usize) -> Outcome {
-        let Ok(reg) = Rpcb::from_xdr(call.args) else {
+        let Some(reg) = RpcbArgs::decode(call.args) else {
             return call.accepted(AcceptedReply::GarbageArgs);
         };
         if !access::may_change(&self.config, ctx) {
@@ -48,11 +48,11 @@ impl Engine {
         let ans = if call.procedure == rpcb::RPCBPROC_SET {
             let ans = self
                 .registry
-                .set(reg.prog, reg.vers, &reg.netid, &reg.addr, &owner);
+                .set(reg.prog, reg.vers, reg.netid, reg.addr, &owner);
             self.stats.set(slot, ans);
             ans
         } else {
-            let ans = self.registry.unset(reg.prog, reg.vers, &reg.netid, &owner);
+            let ans = self.registry.unset(reg.prog, reg.vers, reg.netid, &owner);
             self.stats.unset(slot, ans);
             ans
         };
@@ -69,11 +69,11 @@ impl Engine {
         slot: usize,
         any: bool,
     ) -> Outcome {
-        let Ok(req) = Rpcb::from_xdr(call.args) else {
+        let Some(req) = RpcbArgs::decode(call.args) else {
             return call.accepted(AcceptedReply::GarbageArgs);
         };
         let netid = ctx.transport.netid();
-        let hint = (!req.addr.is_empty()).then_some(req.addr.as_str());
+        let hint = req.hint();
         let uaddr = match self.registry.find_service(req.prog, req.vers, netid) {
             Some(r) if any || r.version == req.vers => {
                 merge(&self.interfaces, ctx, family(ctx.transport), &r.addr, hint)
@@ -91,11 +91,11 @@ impl Engine {
     /// merged. A matching registration on a netid the daemon does not
     /// serve makes C fail the whole call without a reply.
     fn getaddrlist(&mut self, call: &Call<'_>, ctx: &RequestContext) -> Outcome {
-        let Ok(req) = Rpcb::from_xdr(call.args) else {
+        let Some(req) = RpcbArgs::decode(call.args) else {
             return call.accepted(AcceptedReply::GarbageArgs);
         };
         let fam = family(ctx.transport);
-        let hint = (!req.addr.is_empty()).then_some(req.addr.as_str());
+        let hint = req.hint();
         let mut entries = Vec::new();
         let mut last = None;
         for r in self.registry.by_program_version(req.prog, req.vers) {
@@ -133,6 +133,37 @@ impl Engine {
             w.put_string(&r.owner);
         }
         w.put_bool(false);
+    }
+}
+
+/// `struct rpcb` decoded without copying its strings (the hot path of
+/// GETADDR); same limits as `rpcb::Rpcb`'s decoder.
+struct RpcbArgs<'a> {
+    prog: Program,
+    vers: Version,
+    netid: &'a str,
+    addr: &'a str,
+}
+
+impl<'a> RpcbArgs<'a> {
+    fn decode(args: &'a [u8]) -> Option<Self> {
+        let mut r = XdrReader::new(args);
+        let prog = Program::decode(&mut r).ok()?;
+        let vers = Version::decode(&mut r).ok()?;
+        let netid = r.string_named(RPC_MAXDATASIZE, "rpcb.r_netid").ok()?;
+        let addr = r.string_named(RPC_MAXDATASIZE, "rpcb.r_addr").ok()?;
+        r.string_named(RPC_MAXDATASIZE, "rpcb.r_owner").ok()?;
+        Some(Self {
+            prog,
+            vers,
+            netid,
+            addr,
+        })
+    }
+
+    /// `r_addr` as C's hint: only when not empty.
+    fn hint(&self) -> Option<&'a str> {
+        (!self.addr.is_empty()).then_some(self.addr)
     }
 }
 
