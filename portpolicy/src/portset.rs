@@ -45,7 +45,7 @@ impl PortRange {
 
     /// How many ports the range holds.
     pub fn len(&self) -> usize {
-        usize::from(self.last - self.first) + 1
+        usize::from(self.last.saturating_sub(self.first)) + 1
     }
 
     /// A range is never empty; present for clippy's sake.
