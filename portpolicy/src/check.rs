@@ -94,7 +94,7 @@ pub fn serves(p: &ProcessInfo, names: &[&str]) -> bool {
             candidates
                 .iter()
                 .filter(|c| !c.is_empty())
-                .any(|c| w.contains(c.as_str()) || (n.len() >= 3 && c.contains(w.as_str())))
+                .any(|c| w.contains(c.as_str()) || (w.len() >= 3 && c.contains(w.as_str())))
         })
     })
 }
@@ -260,5 +260,34 @@ fn stop_text(h: &Holder, port: u16, proto: Protocol) -> String {
              `portpolicy apply` narrows sunrpc.min_resvport/max_resvport where sunrpc exists"
         ),
         None => format!("find the kernel user of {port}/{proto} (lockd, nfsd, NFS client)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(command: &str, unit: Option<&str>) -> ProcessInfo {
+        ProcessInfo {
+            pid: 1,
+            command: command.into(),
+            unit: unit.map(str::to_string),
+            cmdline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn heuristic_matches_names_units_and_known_daemons() {
+        assert!(serves(&proc("cupsd", None), &["ipp"]));
+        assert!(serves(&proc("x", Some("cups.service")), &["ipp"]));
+        assert!(serves(&proc("rsync", None), &["rsync"]));
+        assert!(serves(&proc("sshd", None), &["ssh"]));
+        assert!(serves(&proc("rpcbind", None), &["sunrpc", "portmapper"]));
+        assert!(serves(&proc("spamd", None), &["spamd"]));
+        assert!(!serves(&proc("rpc.statd", None), &["ipp"]));
+        assert!(!serves(&proc("python3", None), &["imaps"]));
+        // A short command is not found inside a longer service name.
+        assert!(!serves(&proc("d", None), &["domain"]));
+        assert!(!serves(&proc("", None), &["ipp"]));
     }
 }
