@@ -9,6 +9,8 @@
 //! the way the daemon builds it: `register_own` for local, udp, tcp, udp6,
 //! tcp6 (in that order) and the interface list the C daemon saw in the
 //! capture namespace (`lo` with 127.0.0.1/8, 192.0.2.1/24 and ::1/128).
+//! A session captured from `rpcbind -f -i` says so in a
+//! `# engine-config: insecure` line.
 
 #![allow(clippy::unwrap_used)]
 
@@ -110,8 +112,8 @@ fn capture_interfaces() -> Vec<Interface> {
 }
 
 /// An engine set up as the C daemon sets itself up.
-fn daemon_engine() -> Engine {
-    let mut e = Engine::new(EngineConfig::default());
+fn daemon_engine_with(config: EngineConfig) -> Engine {
+    let mut e = Engine::new(config);
     e.register_own(Transport::Local, "/run/rpcbind.sock");
     e.register_own(Transport::Udp, "0.0.0.0.0.111");
     e.register_own(Transport::Tcp, "0.0.0.0.0.111");
@@ -119,6 +121,18 @@ fn daemon_engine() -> Engine {
     e.register_own(Transport::Tcp6, "::.0.111");
     e.set_interfaces(capture_interfaces());
     e
+}
+
+/// A session's daemon switches, from a `# engine-config: insecure` line
+/// (a session captured from `rpcbind -f -i`).
+fn session_config(text: &str) -> EngineConfig {
+    let insecure = text
+        .lines()
+        .any(|l| l.trim() == "# engine-config: insecure");
+    EngineConfig {
+        insecure,
+        ..EngineConfig::default()
+    }
 }
 
 /// Where the engine deliberately differs from the C daemon. Over UDP,
@@ -164,7 +178,8 @@ fn hexs(b: &[u8]) -> String {
 fn replay(path: &Path) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
     let exchanges = parse_session(&text);
-    let mut engine = daemon_engine();
+    let config = session_config(&text);
+    let mut engine = daemon_engine_with(config.clone());
     let mut before = engine.clone();
     let mut stale = Vec::new();
     let mut failures = Vec::new();
@@ -173,7 +188,8 @@ fn replay(path: &Path) -> (usize, Vec<String>) {
         let request = &x.request;
         let mut got = engine.handle(request, &x.ctx, SystemTime::now());
         if let Expect::Reply(want) = &x.expect {
-            let fresh = daemon_engine().handle(request, &x.ctx, SystemTime::now());
+            let fresh =
+                daemon_engine_with(config.clone()).handle(request, &x.ctx, SystemTime::now());
             let c_decoded = !is_garbage_args(&Outcome::Reply(want.clone()), request);
             if x.ctx.transport.is_datagram() && is_garbage_args(&fresh, request) && c_decoded {
                 if let Some((e, o)) = stale_completion(&before, request, &x.ctx, want) {

@@ -1,6 +1,8 @@
 # Captures proto/tests/engine_vectors/local.txt from a fresh C rpcbind. Run as root:
 #   unshare -n -m sh -c 'ip link set lo up; mount -t tmpfs none /run;
 #     /usr/sbin/rpcbind -f & sleep 0.3; python3 capture.py > local.txt; kill $!'
+# and for insecure.txt: add 192.0.2.1/24 to lo, run rpcbind -f -i, and
+#   python3 capture.py insecure > insecure.txt
 import socket, struct, os, sys
 def call(xid, prog, vers, proc, args=b'', rpcvers=2, cred=(0, b''), mtype=0):
     h = struct.pack('>IIIIII', xid, mtype, rpcvers, prog, vers, proc)
@@ -44,9 +46,10 @@ def local_send(msg, uid):
 def ip_send(t, msg):
     fam = socket.AF_INET6 if t.endswith('6') else socket.AF_INET
     host = '::1' if fam == socket.AF_INET6 else '127.0.0.1'
+    src = '::1' if fam == socket.AF_INET6 else SRC4
     typ = socket.SOCK_DGRAM if t.startswith('udp') else socket.SOCK_STREAM
     so = socket.socket(fam, typ); so.settimeout(0.5)
-    so.bind((host, 0))
+    so.bind((src, 0))
     if typ == socket.SOCK_DGRAM:
         so.sendto(msg, (host, 111))
     else:
@@ -72,10 +75,33 @@ def step(comment, t, msg, uid=0):
         peer, local, res = ip_send(t, msg)
         out.append('@ transport=%s peer=%s local=%s' % (t, peer, local))
     out.append('> ' + msg.hex()); out.append('< ' + res)
+
+def insecure_session():
+    """The session of insecure.txt: rpcbind -f -i, callers at 192.0.2.1."""
+    global SRC4
+    SRC4 = '192.0.2.1'
+    step('v3 SET from 192.0.2.1 with -i: allowed, owner unknown', 'udp', c(P,3,1, rpcb(300200,1,'udp','0.0.0.0.20.1')))
+    step('PMAP SET from 192.0.2.1 with -i', 'tcp', c(P,2,1, pmap(300201,1,6,5000)))
+    step('v4 UNSET from 192.0.2.1 of an unknown-owned entry: TRUE (same owner string)', 'udp', c(P,4,2, rpcb(300200,1,'udp','')))
+    step('INDIRECT to rpcbind GETPORT with -i: allowed, then SYSTEM_ERR (no forwarding)', 'udp', c(P,4,10, struct.pack('>IIII',100000,2,3,0)))
+    step('PMAP CALLIT to rpcbind DUMP with -i: silent', 'udp', c(P,2,5, struct.pack('>IIII',100000,2,4,0)))
+    step('v3 DUMP', 'tcp', c(P,3,4))
+    step('v4 GETSTAT', 'udp', c(P,4,12))
+    print('# session: engine_vectors/insecure.txt, captured by proto/tests/engine_vectors/capture.py')
+    print('# insecure, from a fresh /usr/sbin/rpcbind -f -i (Debian rpcbind 1.2.6-6+b1, libtirpc3')
+    print('# 1.3.3+ds-1) in a private network and mount namespace with lo up and 192.0.2.1/24')
+    print('# added to lo, 2026-11-23. IPv4 requests come from 192.0.2.1 to 127.0.0.1.')
+    print('# engine-config: insecure')
+    print('\n'.join(out))
+
+SRC4 = '127.0.0.1'
 x = [0x7e570000]
 def c(*a, **k):
     x[0] += 1
     return call(x[0], *a, **k)
+if len(sys.argv) > 1 and sys.argv[1] == 'insecure':
+    insecure_session()
+    sys.exit(0)
 step('v3 SET tcp as root: owner superuser', 'local', c(P,3,1, rpcb(300100,1,'tcp','0.0.0.0.8.1')))
 step('v3 SET udp as uid 1000: owner "1000"', 'local', c(P,3,1, rpcb(300101,1,'udp','0.0.0.0.8.2')), 1000)
 step('v3 SET again, same address: TRUE', 'local', c(P,3,1, rpcb(300101,1,'udp','0.0.0.0.8.2')), 1000)
