@@ -109,7 +109,9 @@ pub struct RequestContext {
 pub struct EngineConfig {
     /// `-i`: accept SET/UNSET from non-local transports.
     pub insecure: bool,
-    /// `-r`: forward remote calls (CALLIT, INDIRECT, BCAST).
+    /// `-r`: forward remote calls (CALLIT, INDIRECT, BCAST). Forwarding is
+    /// not implemented yet (issue 5): until then remote calls are answered
+    /// as the C daemon answers them without `-r`, whatever this says.
     pub remote_calls: bool,
     /// Count only the AF_LOCAL socket as local for SET/UNSET, as newer
     /// upstream rpcbind does without its `-L`. `false` (the default) is
