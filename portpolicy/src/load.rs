@@ -225,6 +225,16 @@ pub fn sources(paths: &Paths, kernel: &Kernel) -> Result<Sources, ConfigError> {
     if let Some(t) = read_optional(&nfs_path)? {
         nfs_ports = nfsconf::parse(&t).map_err(|e| at_line(&nfs_path, e.line, e.reason))?;
     }
+    // nfs-utils reads /etc/nfs.conf.d/*.conf after nfs.conf; every port
+    // any of them fixes is kept out of the pool.
+    for path in dir_files(&paths.host("/etc/nfs.conf.d"), Some("conf"))? {
+        let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, &e))?;
+        let found = nfsconf::parse(&text).map_err(|e| at_line(&path, e.line, e.reason))?;
+        nfs_ports.extend(found.into_iter().map(|mut n| {
+            n.file = Some(path.display().to_string());
+            n
+        }));
+    }
     Ok(Sources {
         services,
         blacklist,

@@ -31,6 +31,9 @@ pub struct NfsPort {
     pub protocol: Option<Protocol>,
     /// 1-based line number.
     pub line: usize,
+    /// The file, when not /etc/nfs.conf itself (set by the reader of
+    /// /etc/nfs.conf.d/*.conf).
+    pub file: Option<String>,
 }
 
 /// A port key whose value is not a port.
@@ -86,6 +89,7 @@ pub fn parse(text: &str) -> Result<Vec<NfsPort>, ParseError> {
                 port,
                 protocol: *protocol,
                 line,
+                file: None,
             });
         }
     }

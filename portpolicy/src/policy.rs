@@ -403,7 +403,10 @@ fn collect_exclusions(
                 Some(Protocol::Tcp) => Protocols::Tcp,
                 Some(Protocol::Udp) => Protocols::Udp,
             };
-            let detail = format!("{} = {} (line {})", n.key, n.port, n.line);
+            let detail = match &n.file {
+                Some(f) => format!("{} = {} ({f}:{})", n.key, n.port, n.line),
+                None => format!("{} = {} (line {})", n.key, n.port, n.line),
+            };
             push(
                 PortRange::single(n.port),
                 protocols,

@@ -532,3 +532,62 @@ fn unprivileged_why_does_not_guess_kernel_socket() {
     );
     assert!(!out.stdout.contains("kernel socket"), "{}", out.stdout);
 }
+
+/// Every exclusion source read from files is named as the reason.
+#[test]
+fn every_source_is_named_by_why() {
+    let root = Root::new("sources");
+    fake_proc_sys(&root);
+    root.write("/proc-sys/net/ipv4/ip_local_reserved_ports", "700\n");
+    root.write("/etc/nfs.conf", "[statd]\nport = 662\n");
+    root.write("/etc/nfs.conf.d/local.conf", "[mountd]\nport=663\n");
+    root.write("/etc/portreserve/cups", "# cups\nipp\n664/udp\n");
+    root.write("/etc/portpolicy.toml", "exclude = [\"665-666/tcp\"]\n");
+    let p = |f: &str| root.path(f).display().to_string();
+    let cases = [
+        (
+            "662/udp",
+            "/etc/nfs.conf: statd.port = 662 (line 2)".to_string(),
+        ),
+        (
+            "663/tcp",
+            format!(
+                "/etc/nfs.conf: mountd.port = 663 ({}:2)",
+                p("/etc/nfs.conf.d/local.conf")
+            ),
+        ),
+        (
+            "631/tcp",
+            format!("/etc/portreserve: {}:2", p("/etc/portreserve/cups")),
+        ),
+        (
+            "664/udp",
+            format!("/etc/portreserve: {}:3", p("/etc/portreserve/cups")),
+        ),
+        (
+            "666/tcp",
+            format!("config exclude: {}:1", p("/etc/portpolicy.toml")),
+        ),
+        (
+            "700/tcp",
+            "net.ipv4.ip_local_reserved_ports: entry 700".to_string(),
+        ),
+    ];
+    for (port, reason) in cases {
+        let out = no_ns_run(&root, &["why", port]);
+        assert!(
+            out.stdout.contains(&format!("{port}: not in the pool")),
+            "{port}: {out:?}"
+        );
+        assert!(
+            out.stdout.contains(&reason),
+            "{port}: want {reason:?} in\n{}",
+            out.stdout
+        );
+    }
+    // Per protocol: 664 is reserved for udp only, 665-666 excluded for tcp only.
+    let tcp = no_ns_run(&root, &["pool", "--proto", "tcp"]).stdout;
+    let udp = no_ns_run(&root, &["pool", "--proto", "udp"]).stdout;
+    assert!(tcp.lines().any(|l| l == "664") && !udp.lines().any(|l| l == "664"));
+    assert!(!tcp.lines().any(|l| l == "665") && udp.lines().any(|l| l == "665"));
+}
