@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use super::list::{Id, OrderedList};
 use crate::rpc::{Program, Version};
+use crate::rpcb::{Mapping, Rpcb};
 
 /// `IPPROTO_TCP`, the PMAP v2 protocol number of `tcp`.
 pub const IPPROTO_TCP: u32 = 6;
@@ -40,6 +41,52 @@ pub struct PmapEntry {
     /// `IPPROTO_TCP` or `IPPROTO_UDP`.
     pub protocol: u32,
     pub port: u32,
+}
+
+impl From<Registration> for Rpcb {
+    fn from(r: Registration) -> Self {
+        Rpcb {
+            prog: r.program,
+            vers: r.version,
+            netid: r.netid,
+            addr: r.addr,
+            owner: r.owner,
+        }
+    }
+}
+
+impl From<Rpcb> for Registration {
+    fn from(r: Rpcb) -> Self {
+        Registration {
+            program: r.prog,
+            version: r.vers,
+            netid: r.netid,
+            addr: r.addr,
+            owner: r.owner,
+        }
+    }
+}
+
+impl From<PmapEntry> for Mapping {
+    fn from(e: PmapEntry) -> Self {
+        Mapping {
+            prog: e.program,
+            vers: e.version,
+            prot: e.protocol,
+            port: e.port,
+        }
+    }
+}
+
+impl From<Mapping> for PmapEntry {
+    fn from(m: Mapping) -> Self {
+        PmapEntry {
+            program: m.prog,
+            version: m.vers,
+            protocol: m.prot,
+            port: m.port,
+        }
+    }
 }
 
 /// C compares netids with `strcasecmp`, so the indexes key on the ASCII
@@ -114,6 +161,28 @@ impl Registry {
     /// Whether there are no RPCBIND registrations.
     pub fn is_empty(&self) -> bool {
         self.rpcb.len() == 0
+    }
+
+    /// A registry holding exactly these two lists, in this order, as C's
+    /// warm start (`read_warmstart`) replaces `list_rbl` and `list_pml`
+    /// with the saved ones: nothing is mirrored, so PMAP mappings without
+    /// an RPCBIND twin survive. An RPCBIND entry whose (program, version,
+    /// netid) repeats an earlier one is dropped (SET could never have made
+    /// it; C's lookups would never find it).
+    pub fn from_lists(
+        rpcb: impl IntoIterator<Item = Registration>,
+        pmap: impl IntoIterator<Item = PmapEntry>,
+    ) -> Self {
+        let mut reg = Registry::new();
+        for r in rpcb {
+            if reg.lookup(r.program, r.version, &r.netid).is_none() {
+                reg.insert_rpcb(r, false);
+            }
+        }
+        for e in pmap {
+            reg.push_pmap(e, false);
+        }
+        reg
     }
 
     /// A counter that changes whenever a registration is added or removed:
@@ -250,19 +319,7 @@ impl Registry {
             addr: addr.to_owned(),
             owner: owner.to_owned(),
         };
-        let id = if front {
-            self.rpcb.push_front(reg)
-        } else {
-            self.rpcb.push_back(reg)
-        };
-        let index = self
-            .by_netid
-            .entry(netid_key(netid).into_owned().into_boxed_str())
-            .or_default();
-        index.exact.insert((program, version), id);
-        group_add(&mut index.by_prog, program, id, front);
-        self.generation += 1;
-        group_add(&mut self.by_prog_vers, (program, version), id, front);
+        self.insert_rpcb(reg, front);
         if let (Some(protocol), Some(port)) = (netid_to_protocol(netid), uaddr_port(addr)) {
             let entry = PmapEntry {
                 program,
@@ -272,6 +329,22 @@ impl Registry {
             };
             self.push_pmap(entry, front);
         }
+    }
+
+    /// Adds one RPCBIND entry and its index entries (no PMAP mirror).
+    fn insert_rpcb(&mut self, reg: Registration, front: bool) {
+        let (program, version) = (reg.program, reg.version);
+        let key = netid_key(&reg.netid).into_owned().into_boxed_str();
+        let id = if front {
+            self.rpcb.push_front(reg)
+        } else {
+            self.rpcb.push_back(reg)
+        };
+        let index = self.by_netid.entry(key).or_default();
+        index.exact.insert((program, version), id);
+        group_add(&mut index.by_prog, program, id, front);
+        self.generation += 1;
+        group_add(&mut self.by_prog_vers, (program, version), id, front);
     }
 
     fn push_pmap(&mut self, entry: PmapEntry, front: bool) {
@@ -439,4 +512,40 @@ pub(crate) fn c_atoi(s: &str) -> i32 {
         value
     };
     value as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lists_restores_both_lists_verbatim() {
+        let mut r = Registry::new();
+        assert!(r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000"));
+        assert!(r.set(Program(8), Version(1), "tcp6", "::.1.3", "superuser"));
+        assert!(r.unset(Program(7), Version(1), "UDP", "1000"));
+        assert_eq!(
+            (r.len(), r.pmap_len()),
+            (1, 1),
+            "the udp mapping is orphaned, as in C"
+        );
+        let rpcb: Vec<Rpcb> = r.iter().cloned().map(Rpcb::from).collect();
+        let pmap: Vec<Mapping> = r.pmap_iter().copied().map(Mapping::from).collect();
+        let back = Registry::from_lists(
+            rpcb.into_iter().map(Registration::from),
+            pmap.into_iter().map(PmapEntry::from),
+        );
+        assert!(back.iter().eq(r.iter()));
+        assert!(back.pmap_iter().eq(r.pmap_iter()));
+        let port = back.find_service_pmap(Program(7), Version(1), IPPROTO_UDP);
+        assert_eq!(port.map(|e| e.port), Some(258));
+    }
+
+    #[test]
+    fn uaddr_port_reads_fields_with_atoi() {
+        assert_eq!(uaddr_port("0.0.0.0.3.1"), Some(0x301));
+        assert_eq!(uaddr_port("::.1x.2"), Some(258));
+        assert_eq!(uaddr_port("a.b"), None);
+        assert_eq!(uaddr_port("1.-1.0"), Some((-256i32) as u32));
+    }
 }
