@@ -81,16 +81,31 @@ where
     match Cli::try_parse_from(args) {
         Ok(cli) => Parsed::Run(cli),
         Err(e) => {
-            let status = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                _ => 1,
-            };
-            // Printing can only fail if stdout/stderr are closed; the exit
-            // status still tells the caller what happened.
-            let _ = e.print();
-            Parsed::Exit(status)
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                // Printing can only fail if stdout is closed; the exit
+                // status still tells the caller what happened.
+                let _ = e.print();
+                return Parsed::Exit(0);
+            }
+            eprint!("{}", usage_error(&e));
+            Parsed::Exit(1)
         }
     }
+}
+
+/// clap's message for a refused command line, always with the usage line
+/// (clap leaves it out of some errors, such as `-h` without an address).
+fn usage_error(e: &clap::Error) -> String {
+    let mut msg = e.render().to_string();
+    if msg.contains("Usage:") {
+        return msg;
+    }
+    let usage = format!("\n\nUsage: {USAGE}");
+    match msg.find("\n\nFor more information") {
+        Some(at) => msg.insert_str(at, &usage),
+        None => msg.push_str(&(usage + "\n")),
+    }
+    msg
 }
 
 impl Cli {
