@@ -153,6 +153,18 @@ pub struct Reservation {
     pub unit: Option<String>,
 }
 
+impl Reservation {
+    /// Whether a claimant may take the reserved socket: root always; else
+    /// its uid, one of its gids, or its systemd unit must be the one named.
+    /// A reservation naming nobody is root's only.
+    pub fn may_claim(&self, uid: u32, gids: &[u32], unit: Option<&str>) -> bool {
+        uid == 0
+            || self.uid == Some(uid)
+            || self.gid.is_some_and(|g| gids.contains(&g))
+            || (self.unit.is_some() && self.unit.as_deref() == unit)
+    }
+}
+
 /// The policy in force.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Policy {

@@ -194,3 +194,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn who_may_claim_a_reservation() {
+    let c = config(
+        "[[reservation]]\nname = \"cups\"\nport = \"ipp\"\nunit = \"cups.service\"\ngid = 7\n\
+         [[reservation]]\nname = \"root-only\"\nport = 700\n",
+    );
+    let p = Policy::compute(&c, &debian()).unwrap();
+    let cups = &p.reservations[0];
+    assert_eq!(cups.port, 631);
+    assert!(cups.may_claim(0, &[], None));
+    assert!(cups.may_claim(1000, &[], Some("cups.service")));
+    assert!(cups.may_claim(1000, &[5, 7], None));
+    assert!(!cups.may_claim(1000, &[5], Some("other.service")));
+    let root_only = &p.reservations[1];
+    assert!(root_only.may_claim(0, &[], None));
+    assert!(!root_only.may_claim(1, &[0], None));
+}
