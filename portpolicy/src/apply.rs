@@ -85,6 +85,9 @@ pub struct Current {
     pub blacklist: Option<String>,
     /// The sysctl.d drop-in, if present.
     pub dropin: Option<String>,
+    /// Other sysctl.d files (host path, text), to warn about ones that
+    /// also set a sysctl apply manages.
+    pub other_sysctl_files: Vec<(PathBuf, String)>,
 }
 
 /// Where the record lives (host path).
@@ -105,6 +108,7 @@ pub fn plan(config: &Config, policy: &Policy, current: &Current) -> Plan {
     if config.apply.bindresvport_blacklist {
         blacklist_block(policy, current, &mut plan);
     }
+    warn_other_setters(config, current, &sysctl_lines, &mut plan);
     let dropin = dropin_text(&sysctl_lines);
     if current.dropin.as_deref() != Some(dropin.as_str()) {
         plan.changes.push(Change {
@@ -221,6 +225,30 @@ fn blacklist_block(policy: &Policy, current: &Current, plan: &mut Plan) {
             old: text,
             new,
         });
+    }
+}
+
+/// sysctl(8) applies sysctl.d files in name order and the last setting
+/// wins, so another file setting the same key can undo the drop-in at boot.
+fn warn_other_setters(config: &Config, current: &Current, lines: &[String], plan: &mut Plan) {
+    let ours = config.apply.sysctl_dropin.file_name();
+    for (path, text) in &current.other_sysctl_files {
+        if path.file_name() == ours {
+            continue;
+        }
+        for line in lines {
+            let key = line.split('=').next().unwrap_or("").trim();
+            let sets = text.lines().any(|l| {
+                let l = l.trim_start_matches('-').trim();
+                !l.starts_with('#') && l.split('=').next().is_some_and(|k| k.trim() == key)
+            });
+            if sets {
+                plan.notes.push(format!(
+                    "{} also sets {key}: whichever file sorts last wins at boot",
+                    path.display()
+                ));
+            }
+        }
     }
 }
 
@@ -387,5 +415,48 @@ mod tests {
         let plan = plan(&c, &p, &cur);
         assert!(plan.changes.iter().any(|c| c.new == "20000-20009"));
         assert_eq!(plan.notes.len(), 1, "sunrpc absent: {:?}", plan.notes);
+    }
+}
+
+#[cfg(test)]
+mod other_files {
+    use super::*;
+    use crate::policy::Sources;
+
+    #[test]
+    fn warns_about_other_files_setting_the_same_key() {
+        let c = Config::from_files(&[("/c.toml", "[[reservation]]\nname=\"a\"\nport=700\n")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = Policy::compute(&c, &Sources::default()).unwrap_or_else(|e| panic!("{e}"));
+        let cur = Current {
+            kernel: Kernel {
+                reserved_ports: PortSet::parse_list("").ok(),
+                ..Kernel::default()
+            },
+            other_sysctl_files: vec![
+                (
+                    "/etc/sysctl.d/99-admin.conf".into(),
+                    "-net.ipv4.ip_local_reserved_ports=5000\n".into(),
+                ),
+                (
+                    "/etc/sysctl.d/10-x.conf".into(),
+                    "# net.ipv4.ip_local_reserved_ports = 1\n".into(),
+                ),
+                (
+                    "/etc/sysctl.d/60-portpolicy.conf".into(),
+                    "net.ipv4.ip_local_reserved_ports = 1\n".into(),
+                ),
+            ],
+            ..Current::default()
+        };
+        let notes: Vec<_> = plan(&c, &p, &cur)
+            .notes
+            .into_iter()
+            .filter(|n| n.contains("also sets"))
+            .collect();
+        assert_eq!(
+            notes,
+            ["/etc/sysctl.d/99-admin.conf also sets net.ipv4.ip_local_reserved_ports: whichever file sorts last wins at boot"]
+        );
     }
 }

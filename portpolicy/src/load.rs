@@ -270,3 +270,26 @@ pub fn policy(
     let policy = crate::policy::Policy::compute(&config, &sources)?;
     Ok((config, kernel, sources, policy))
 }
+
+/// Every sysctl.d file sysctl(8) reads at boot, with its text (host paths).
+pub fn sysctl_files(paths: &Paths) -> Result<Vec<(PathBuf, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for dir in [
+        "/etc/sysctl.d",
+        "/run/sysctl.d",
+        "/usr/local/lib/sysctl.d",
+        "/usr/lib/sysctl.d",
+    ] {
+        for path in dir_files(&paths.host(dir), Some("conf"))? {
+            let Some(text) = read_optional(&path)? else {
+                continue;
+            };
+            let host = Path::new(dir).join(path.file_name().unwrap_or_default());
+            out.push((host, text));
+        }
+    }
+    if let Some(text) = read_optional(&paths.host("/etc/sysctl.conf"))? {
+        out.push((PathBuf::from("/etc/sysctl.conf"), text));
+    }
+    Ok(out)
+}
