@@ -227,6 +227,7 @@ pub fn findings(
         let what = match &c.target {
             Target::Sysctl(n) => format!("{n} is {:?}, the policy wants {:?}", c.old, c.new),
             Target::File(p) if p.ends_with("applied.json") => continue,
+            Target::File(p) if c.old.is_empty() => format!("{} is missing", p.display()),
             Target::File(p) => format!("{} differs from the policy", p.display()),
         };
         out.push(Finding {
