@@ -869,3 +869,32 @@ fn fifty_thousand_registrations_cost_what_ten_cost() {
         start.elapsed()
     );
 }
+
+#[test]
+fn udp_replies_over_8800_bytes_are_not_sent() {
+    let mut e = engine();
+    for p in 0..450 {
+        assert!(set(
+            &mut e,
+            &local(0),
+            300_300 + p,
+            1,
+            "udp",
+            "0.0.0.0.30.1"
+        ));
+    }
+    let c = udp("127.0.0.1:4000");
+    let (r, _) = accepted(send(&mut e, &c, 3, 4, &[]));
+    assert_eq!(r, AcceptedReply::SystemErr, "v3 DUMP over UDP");
+    let (r, _) = accepted(send(&mut e, &c, 4, 4, &[]));
+    assert_eq!(r, AcceptedReply::SystemErr, "v4 DUMP over UDP");
+    assert!(
+        matches!(send(&mut e, &c, 2, 4, &[]), Outcome::NoReply),
+        "PMAP DUMP over UDP"
+    );
+    let whole = results(send(&mut e, &tcp("127.0.0.1:4000"), 2, 4, &[]));
+    assert!(
+        whole.len() > proto::engine::UDP_MSG_SIZE,
+        "TCP is not limited"
+    );
+}

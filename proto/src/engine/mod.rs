@@ -44,6 +44,10 @@ use crate::rpc::{
 use crate::rpcb::{PMAPVERS, RPCBVERS, RPCBVERS4};
 use crate::xdr::{Encode, XdrReader, XdrWriter};
 
+/// libtirpc's UDP buffer (`UDPMSGSIZE`): the largest reply C can send
+/// over UDP.
+pub const UDP_MSG_SIZE: usize = 8800;
+
 /// A transport the daemon serves, named by its netconfig netid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -276,13 +280,25 @@ impl Engine {
         if header.program != Program::PORTMAP || self.transports.is_empty() {
             return call.accepted(AcceptedReply::ProgUnavail);
         }
-        match header.version {
+        let outcome = match header.version {
             PMAPVERS => self.pmap_v2(&call, ctx),
             RPCBVERS | RPCBVERS4 => self.rpcbind(&call, ctx),
             _ => call.accepted(AcceptedReply::ProgMismatch {
                 low: PMAPVERS,
                 high: RPCBVERS4,
             }),
+        };
+        match outcome {
+            Outcome::Reply(r) if ctx.transport.is_datagram() && r.len() > UDP_MSG_SIZE => {
+                // svc_dg cannot encode it: PMAP ignores the failure (no
+                // reply), RPCBIND v3/v4 answer SYSTEM_ERR instead.
+                if header.version == PMAPVERS {
+                    Outcome::NoReply
+                } else {
+                    call.accepted(AcceptedReply::SystemErr)
+                }
+            }
+            other => other,
         }
     }
 

@@ -3,6 +3,7 @@
 #     /usr/sbin/rpcbind -f & sleep 0.3; python3 capture.py > local.txt; kill $!'
 # and for insecure.txt: add 192.0.2.1/24 to lo, run rpcbind -f -i, and
 #   python3 capture.py insecure > insecure.txt
+# and for udp_size.txt as for local.txt with: python3 capture.py udp_size
 import socket, struct, os, sys
 def call(xid, prog, vers, proc, args=b'', rpcvers=2, cred=(0, b''), mtype=0):
     h = struct.pack('>IIIIII', xid, mtype, rpcvers, prog, vers, proc)
@@ -17,6 +18,22 @@ def rpcb(prog, vers, netid, addr, owner=''):
     return struct.pack('>II', prog, vers) + s(netid) + s(addr) + s(owner)
 def pmap(prog, vers, prot, port):
     return struct.pack('>IIII', prog, vers, prot, port)
+def recv_exact(so, n):
+    d = b''
+    while len(d) < n:
+        chunk = so.recv(n - len(d))
+        if not chunk:
+            raise EOFError
+        d += chunk
+    return d
+def read_record(so):
+    """One RPC record, reassembled from its fragments (RFC 5531 section 11)."""
+    data = b''
+    while True:
+        mark = struct.unpack('>I', recv_exact(so, 4))[0]
+        data += recv_exact(so, mark & 0x7fffffff)
+        if mark & 0x80000000:
+            return data
 def local_send(msg, uid):
     r, w = os.pipe()
     pid = os.fork()
@@ -28,10 +45,7 @@ def local_send(msg, uid):
         so.connect('/run/rpcbind.sock')
         so.sendall(struct.pack('>I', 0x80000000 | len(msg)) + msg)
         try:
-            h = so.recv(4)
-            n = struct.unpack('>I', h)[0] & 0x7fffffff; d = b''
-            while len(d) < n: d += so.recv(n - len(d))
-            res = d.hex()
+            res = read_record(so).hex()
         except Exception:
             res = '-'
         os.write(w, res.encode()); os._exit(0)
@@ -59,9 +73,7 @@ def ip_send(t, msg):
         if typ == socket.SOCK_DGRAM:
             res = so.recv(65536).hex()
         else:
-            h = so.recv(4); n = struct.unpack('>I', h)[0] & 0x7fffffff; d = b''
-            while len(d) < n: d += so.recv(n - len(d))
-            res = d.hex()
+            res = read_record(so).hex()
     except Exception:
         res = '-'
     fmt = (lambda a: '[%s]:%d' % (a[0], a[1])) if fam == socket.AF_INET6 else (lambda a: '%s:%d' % a)
@@ -94,6 +106,24 @@ def insecure_session():
     print('# engine-config: insecure')
     print('\n'.join(out))
 
+def udp_size_session():
+    """The session of udp_size.txt: replies over 8800 bytes on UDP."""
+    for i in range(450):
+        step('v3 SET filler %d' % i, 'local', c(P,3,1, rpcb(300300 + i,1,'udp','0.0.0.0.30.%d' % (i % 256))))
+    step('v3 DUMP over udp: over 8800 bytes', 'udp', c(P,3,4))
+    step('v4 DUMP over udp: over 8800 bytes', 'udp', c(P,4,4))
+    step('PMAP DUMP over udp', 'udp', c(P,2,4))
+    step('v3 DUMP over tcp: whole', 'tcp', c(P,3,4))
+    for i in range(330):
+        step('v4 GETADDR filler %d' % i, 'udp', c(P,4,3, rpcb(300600 + i,1,'','')))
+    step('v4 GETSTAT over udp: over 8800 bytes', 'udp', c(P,4,12))
+    step('v4 GETSTAT over tcp', 'tcp', c(P,4,12))
+    print('# session: engine_vectors/udp_size.txt, captured by proto/tests/engine_vectors/capture.py')
+    print('# udp_size, from a fresh /usr/sbin/rpcbind -f (Debian rpcbind 1.2.6-6+b1, libtirpc3')
+    print('# 1.3.3+ds-1) in a private network and mount namespace with only lo up, 2026-11-23.')
+    print('# What C does with a UDP reply over its 8800-byte buffer.')
+    print('\n'.join(out))
+
 SRC4 = '127.0.0.1'
 x = [0x7e570000]
 def c(*a, **k):
@@ -101,6 +131,9 @@ def c(*a, **k):
     return call(x[0], *a, **k)
 if len(sys.argv) > 1 and sys.argv[1] == 'insecure':
     insecure_session()
+    sys.exit(0)
+if len(sys.argv) > 1 and sys.argv[1] == 'udp_size':
+    udp_size_session()
     sys.exit(0)
 step('v3 SET tcp as root: owner superuser', 'local', c(P,3,1, rpcb(300100,1,'tcp','0.0.0.0.8.1')))
 step('v3 SET udp as uid 1000: owner "1000"', 'local', c(P,3,1, rpcb(300101,1,'udp','0.0.0.0.8.2')), 1000)
