@@ -66,4 +66,25 @@ cases! {
         assert!(out.stderr.to_lowercase().contains("usage"), "{}: {out:?}", which.name());
         assert!(!ns.host_path("/run/rpcbind.sock").exists(), "{}: no socket on a bad command line", which.name());
     }
+
+    fn detaches_without_dash_f(which) {
+        let ns = Namespace::new();
+        // Without -f the command returns once the daemon is set up; the
+        // daemon lives on in the namespace (and dies with it).
+        let mut starter = ns.spawn(which.program(), &[]);
+        let status = starter.wait_timeout(T);
+        let status = status.unwrap_or_else(|| panic!("{}: rpcbind without -f did not return", which.name()));
+        assert_eq!(status.code(), Some(0), "{}: {}", which.name(), starter.stderr());
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let out = ns.run("rpcinfo", &["-p"], T);
+            if out.success() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}: detached daemon does not answer: {out:?}", which.name());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = ns.run("rpcinfo", &["-T", "udp", "127.0.0.1", "100000", "4"], T);
+        out.assert_success("udp ping of the detached daemon");
+    }
 }
