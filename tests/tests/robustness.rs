@@ -346,6 +346,23 @@ fn malformed_messages_answered_like_reference() {
 }
 
 cases! {
+    fn many_idle_tcp_connections_do_not_stop_service(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        let held = ns.in_netns(|| {
+            (0..300)
+                .map_while(|_| TcpStream::connect("127.0.0.1:111").ok())
+                .collect::<Vec<_>>()
+        });
+        assert!(held.len() >= 200, "{}: only {} connections accepted", which.name(), held.len());
+        // UDP, a new TCP connection and the local socket still answer.
+        for args in [&["-T", "udp", "127.0.0.1", "100000", "2"][..], &["-T", "tcp", "127.0.0.1", "100000", "2"], &["-s"]] {
+            let out = ns.run("rpcinfo", args, Duration::from_secs(10));
+            assert!(out.success(), "{} with {} idle connections: rpcinfo {args:?}: {out:?}", which.name(), held.len());
+        }
+        drop(held);
+    }
+
     fn silent_tcp_client_does_not_delay_udp(which) {
         let ns = Namespace::new();
         let _d = Rpcbind::start(&ns, which, &[]);
