@@ -751,6 +751,39 @@ fn credentials_are_checked_as_libtirpc_does() {
     }
 }
 
+/// Replies observed from rpcbind 1.2.6 / libtirpc 1.3.3 to RPCSEC_GSS
+/// credentials (version, procedure, sequence, service, handle).
+#[test]
+fn rpcsec_gss_credentials_are_refused_as_libtirpc_does() {
+    let mut e = engine();
+    let gss = |v: u32, proc: u32, svc: u32, handle: &[u8]| {
+        let mut b = [v, proc, 1, svc]
+            .iter()
+            .flat_map(|x| x.to_be_bytes())
+            .collect::<Vec<u8>>();
+        b.extend_from_slice(&(handle.len() as u32).to_be_bytes());
+        b.extend_from_slice(handle);
+        b
+    };
+    for (body, want) in [
+        (gss(1, 0, 1, b""), 13),
+        (gss(1, 0, 1, b"abcd"), 13),
+        (gss(1, 1, 1, b""), 7),
+        (gss(1, 3, 1, b"abcd"), 13),
+        (gss(2, 1, 1, b""), 1),
+        (gss(1, 0, 9, b"abcd"), 1),
+        (b"abcd".to_vec(), 1),
+    ] {
+        let mut h = CallHeader::new(9, Program::PORTMAP, Version(2), Procedure(0));
+        h.credential = OpaqueAuth {
+            flavor: AuthFlavor::RPCSEC_GSS,
+            body: &body,
+        };
+        let d = denied(e.handle(&h.to_xdr(), &udp("127.0.0.1:9"), SystemTime::now()));
+        assert_eq!(d, RejectedReply::AuthError(AuthStat(want)), "{body:?}");
+    }
+}
+
 #[test]
 fn remote_calls_answer_as_c_without_forwarding() {
     let mut e = engine();

@@ -183,17 +183,39 @@ fn auth_error(xid: u32, stat: AuthStat) -> Outcome {
 }
 
 /// libtirpc `_authenticate`: AUTH_NONE passes, AUTH_SYS passes when its
-/// body decodes (`_svcauth_unix`), RPCSEC_GSS is refused as a bad
-/// credential (this daemon has no GSS contexts), anything else is
-/// AUTH_REJECTEDCRED. The verifier is not checked.
+/// body decodes (`_svcauth_unix`), RPCSEC_GSS is refused as `_svcauth_gss`
+/// refuses it in a daemon without GSS credentials or contexts, anything
+/// else is AUTH_REJECTEDCRED. The verifier is not checked.
 fn authenticate(cred: &OpaqueAuth<'_>) -> Result<(), AuthStat> {
     match cred.flavor {
         AuthFlavor::NONE => Ok(()),
         AuthFlavor::SYS => auth_sys_body_ok(cred.body)
             .then_some(())
             .ok_or(AuthStat::BADCRED),
-        AuthFlavor::RPCSEC_GSS => Err(AuthStat::BADCRED),
+        AuthFlavor::RPCSEC_GSS => Err(rpcsec_gss_refusal(cred.body)),
         _ => Err(AuthStat::REJECTEDCRED),
+    }
+}
+
+/// `_svcauth_gss` (RFC 2203 section 5): a credential that does not decode,
+/// of another version or with an unknown service is AUTH_BADCRED; context
+/// creation (INIT, CONTINUE_INIT) fails with AUTH_FAILED, DATA and DESTROY
+/// name no known context (RPCSEC_GSS_CREDPROBLEM), other procedures are
+/// AUTH_REJECTEDCRED. Observed against rpcbind 1.2.6 / libtirpc 1.3.3.
+fn rpcsec_gss_refusal(body: &[u8]) -> AuthStat {
+    let mut r = XdrReader::new(body);
+    let fields = (r.u32(), r.u32(), r.u32(), r.u32());
+    let (Ok(version), Ok(gss_proc), Ok(_seq), Ok(service)) = fields else {
+        return AuthStat::BADCRED;
+    };
+    if r.opaque(crate::rpc::MAX_AUTH_BYTES).is_err() || version != 1 || !(1..=3).contains(&service)
+    {
+        return AuthStat::BADCRED;
+    }
+    match gss_proc {
+        1 | 2 => AuthStat::FAILED,
+        0 | 3 => AuthStat::RPCSEC_GSS_CREDPROBLEM,
+        _ => AuthStat::REJECTEDCRED,
     }
 }
 
