@@ -267,6 +267,35 @@ fn netids_compare_case_insensitively_except_in_the_pmap_mirror() {
     assert!(pmap_dump(&mut e).iter().any(|m| m.prog.0 == 300_003));
 }
 
+/// Observed: C registers netid `udp\0zz` as `udp` and `0.0.0.0.1.2\0junk`
+/// as `0.0.0.0.1.2` (its strings end at the first NUL).
+#[test]
+fn strings_end_at_the_first_nul_as_in_c() {
+    let mut e = engine();
+    let args = [
+        &300_400u32.to_be_bytes()[..],
+        &1u32.to_be_bytes(),
+        &[0, 0, 0, 6],
+        b"udp\0zz\0\0",
+        &[0, 0, 0, 16],
+        b"0.0.0.0.1.2\0junk",
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    assert!(as_bool(results(send(&mut e, &local(0), 3, 1, &args))));
+    let d = dump(&mut e);
+    let r = d.iter().find(|r| r.prog.0 == 300_400).unwrap();
+    assert_eq!((r.netid.as_str(), r.addr.as_str()), ("udp", "0.0.0.0.1.2"));
+    let port = send(
+        &mut e,
+        &udp("127.0.0.1:9"),
+        2,
+        3,
+        &mapping(300_400, 1, UDP, 0),
+    );
+    assert_eq!(as_u32(results(port)), 0x102);
+}
+
 #[test]
 fn owners_are_superuser_uid_or_unknown() {
     let mut e = engine();

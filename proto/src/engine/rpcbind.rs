@@ -137,7 +137,9 @@ impl Engine {
 }
 
 /// `struct rpcb` decoded without copying its strings (the hot path of
-/// GETADDR); same limits as `rpcb::Rpcb`'s decoder.
+/// GETADDR); same limits as `rpcb::Rpcb`'s decoder. Each string ends at
+/// its first NUL byte, as it does for C (`xdr_string` then `strcmp`,
+/// `strdup`; observed: SET of netid `udp\0zz` registers `udp`).
 struct RpcbArgs<'a> {
     prog: Program,
     vers: Version,
@@ -150,8 +152,8 @@ impl<'a> RpcbArgs<'a> {
         let mut r = XdrReader::new(args);
         let prog = Program::decode(&mut r).ok()?;
         let vers = Version::decode(&mut r).ok()?;
-        let netid = r.string_named(RPC_MAXDATASIZE, "rpcb.r_netid").ok()?;
-        let addr = r.string_named(RPC_MAXDATASIZE, "rpcb.r_addr").ok()?;
+        let netid = c_str(r.string_named(RPC_MAXDATASIZE, "rpcb.r_netid").ok()?);
+        let addr = c_str(r.string_named(RPC_MAXDATASIZE, "rpcb.r_addr").ok()?);
         r.string_named(RPC_MAXDATASIZE, "rpcb.r_owner").ok()?;
         Some(Self {
             prog,
@@ -165,6 +167,11 @@ impl<'a> RpcbArgs<'a> {
     fn hint(&self) -> Option<&'a str> {
         (!self.addr.is_empty()).then_some(self.addr)
     }
+}
+
+/// The part of `s` a C string function sees.
+fn c_str(s: &str) -> &str {
+    s.split('\0').next().unwrap_or_default()
 }
 
 /// One `rpcb_entry` with the netconfig fields of transport `t`.
