@@ -145,7 +145,11 @@ mod tests {
 
     fn ctx(peer: Option<&str>) -> RequestContext {
         RequestContext {
-            transport: if peer.is_some() { Transport::Udp } else { Transport::Local },
+            transport: if peer.is_some() {
+                Transport::Udp
+            } else {
+                Transport::Local
+            },
             peer: peer.map(|p| p.parse().unwrap()),
             local: None,
             peer_uid: None,
@@ -160,8 +164,15 @@ mod tests {
 
     #[test]
     fn getport_names_the_program_asked_about() {
-        let line = log().line(&call(2, 3, &[100_003, 3, 17, 0]), &ctx(Some("127.0.0.1:700")), &Outcome::NoReply);
-        assert_eq!(line.as_deref(), Some("connect from 127.0.0.1 to getport/addr(nfs)"));
+        let line = log().line(
+            &call(2, 3, &[100_003, 3, 17, 0]),
+            &ctx(Some("127.0.0.1:700")),
+            &Outcome::NoReply,
+        );
+        assert_eq!(
+            line.as_deref(),
+            Some("connect from 127.0.0.1 to getport/addr(nfs)")
+        );
     }
 
     #[test]
@@ -172,13 +183,19 @@ mod tests {
 
     #[test]
     fn refused_set_is_marked_declined() {
-        let denied: Vec<u8> = [0x1234u32, 1, 1, 1, 5].iter().flat_map(|w| w.to_be_bytes()).collect();
+        let denied: Vec<u8> = [0x1234u32, 1, 1, 1, 5]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
         let line = log().line(
             &call(3, 1, &[400_000, 1]),
             &ctx(Some("192.0.2.9:1000")),
             &Outcome::Reply(denied),
         );
-        assert_eq!(line.as_deref(), Some("connect from 192.0.2.9 to set(400000) declined (non-loopback sender)"));
+        assert_eq!(
+            line.as_deref(),
+            Some("connect from 192.0.2.9 to set(400000) declined (non-loopback sender)")
+        );
     }
 
     #[test]

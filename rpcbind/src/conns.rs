@@ -27,7 +27,8 @@ pub struct ConnSlot {
 impl ConnSlot {
     /// Records activity (a read or a write made progress).
     pub fn touch(&self) {
-        self.last_active.store(ms_since(self.epoch), Ordering::Relaxed);
+        self.last_active
+            .store(ms_since(self.epoch), Ordering::Relaxed);
     }
 
     /// Completes when the table wants this connection closed.
@@ -95,7 +96,10 @@ impl ConnTable {
                 .map(|s| s.id);
             let Some(id) = oldest else { break };
             if let Some(victim) = slots.remove(&id) {
-                tracing::debug!("connection table full ({}): closing the longest idle", self.cap);
+                tracing::debug!(
+                    "connection table full ({}): closing the longest idle",
+                    self.cap
+                );
                 // notify_one keeps a permit if the task is not waiting yet.
                 victim.evict.notify_one();
             }

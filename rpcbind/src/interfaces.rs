@@ -45,7 +45,9 @@ mod tests {
     #[test]
     fn loopback_is_listed_as_loopback() {
         let ifs = super::current().unwrap();
-        let lo = ifs.iter().find(|i| i.addr == std::net::IpAddr::from([127, 0, 0, 1]));
+        let lo = ifs
+            .iter()
+            .find(|i| i.addr == std::net::IpAddr::from([127, 0, 0, 1]));
         if let Some(lo) = lo {
             assert!(lo.loopback_or_p2p);
             assert_ne!(lo.scope_id, 0);

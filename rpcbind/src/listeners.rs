@@ -104,7 +104,8 @@ pub fn bind_all(cfg: &ListenConfig) -> io::Result<Listeners> {
     let mut l = Listeners::default();
     match bind_local_path(&cfg.socket_path) {
         Ok(listener) => {
-            l.own.push((Transport::Local, cfg.socket_path.display().to_string()));
+            l.own
+                .push((Transport::Local, cfg.socket_path.display().to_string()));
             l.local.push(LocalListener {
                 path: Some(cfg.socket_path.clone()),
                 listener,
@@ -112,7 +113,12 @@ pub fn bind_all(cfg: &ListenConfig) -> io::Result<Listeners> {
         }
         Err(e) => tracing::error!("cannot bind local: {}: {e}", cfg.socket_path.display()),
     }
-    for transport in [Transport::Udp, Transport::Tcp, Transport::Udp6, Transport::Tcp6] {
+    for transport in [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Udp6,
+        Transport::Tcp6,
+    ] {
         if transport.is_datagram() {
             bind_udp_transport(&mut l, transport, cfg);
         } else {
@@ -121,12 +127,20 @@ pub fn bind_all(cfg: &ListenConfig) -> io::Result<Listeners> {
     }
     if let Some(name) = &cfg.abstract_name {
         match bind_local_abstract(name) {
-            Ok(listener) => l.local.push(LocalListener { path: None, listener }),
-            Err(e) => tracing::warn!("cannot bind abstract socket @{name}: {e}; going on without it"),
+            Ok(listener) => l.local.push(LocalListener {
+                path: None,
+                listener,
+            }),
+            Err(e) => {
+                tracing::warn!("cannot bind abstract socket @{name}: {e}; going on without it")
+            }
         }
     }
     if l.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, "no listener could be bound"));
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no listener could be bound",
+        ));
     }
     Ok(l)
 }
@@ -149,7 +163,10 @@ fn bind_tcp_transport(l: &mut Listeners, transport: Transport, port: u16) {
         Ok(listener) => {
             let addr = listener.local_addr().unwrap_or(wildcard(transport, port));
             l.own.push((transport, proto::uaddr::format_inet(&addr)));
-            l.tcp.push(TcpListener { transport, listener });
+            l.tcp.push(TcpListener {
+                transport,
+                listener,
+            });
         }
         Err(e) => tracing::error!("cannot bind {}: {e}", transport.netid()),
     }
@@ -163,7 +180,11 @@ fn bind_udp_transport(l: &mut Listeners, transport: Transport, cfg: &ListenConfi
                 last = Some(socket.local_addr().unwrap_or(addr));
                 l.udp.push(UdpListener { transport, socket });
             }
-            Err(e) => tracing::error!("cannot bind {} on {}: {e}", host_label(&addr), transport.netid()),
+            Err(e) => tracing::error!(
+                "cannot bind {} on {}: {e}",
+                host_label(&addr),
+                transport.netid()
+            ),
         }
     }
     if let Some(addr) = last {
@@ -205,12 +226,18 @@ fn resolve_host(host: &str, v6: bool, port: u16, transport: Transport) -> Option
         Ok(mut addrs) => {
             let found = addrs.find(|a| a.is_ipv6() == v6);
             if found.is_none() {
-                tracing::error!("cannot get local address for {}: {host}: no address of that family", transport.netid());
+                tracing::error!(
+                    "cannot get local address for {}: {host}: no address of that family",
+                    transport.netid()
+                );
             }
             found
         }
         Err(e) => {
-            tracing::error!("cannot get local address for {}: {host}: {e}", transport.netid());
+            tracing::error!(
+                "cannot get local address for {}: {host}: {e}",
+                transport.netid()
+            );
             None
         }
     }
@@ -285,16 +312,28 @@ mod tests {
 
     #[test]
     fn no_hosts_means_wildcard() {
-        assert_eq!(udp_addresses(Transport::Udp, &[], 111), ["0.0.0.0:111".parse().unwrap()]);
-        assert_eq!(udp_addresses(Transport::Udp6, &[], 111), ["[::]:111".parse().unwrap()]);
+        assert_eq!(
+            udp_addresses(Transport::Udp, &[], 111),
+            ["0.0.0.0:111".parse().unwrap()]
+        );
+        assert_eq!(
+            udp_addresses(Transport::Udp6, &[], 111),
+            ["[::]:111".parse().unwrap()]
+        );
     }
 
     #[test]
     fn hosts_are_walked_from_the_end_after_loopback() {
         let h = hosts(&["192.0.2.1", "2001:db8::1", "192.0.2.2"]);
-        let v4: Vec<String> = udp_addresses(Transport::Udp, &h, 111).iter().map(|a| a.to_string()).collect();
+        let v4: Vec<String> = udp_addresses(Transport::Udp, &h, 111)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         assert_eq!(v4, ["127.0.0.1:111", "192.0.2.2:111", "192.0.2.1:111"]);
-        let v6: Vec<String> = udp_addresses(Transport::Udp6, &h, 111).iter().map(|a| a.to_string()).collect();
+        let v6: Vec<String> = udp_addresses(Transport::Udp6, &h, 111)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         assert_eq!(v6, ["[::1]:111", "[2001:db8::1]:111"]);
     }
 

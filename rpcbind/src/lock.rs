@@ -51,8 +51,7 @@ impl InstanceLock {
         // flock; then we would hold a lock on a file nobody else sees.
         // Retry until the locked file is the one at `path`.
         for _ in 0..8 {
-            let file = open_lock_file(path)
-                .map_err(io_err)?;
+            let file = open_lock_file(path).map_err(io_err)?;
             let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => l,
                 Err((_, Errno::EWOULDBLOCK)) => return Err(LockError::Held),

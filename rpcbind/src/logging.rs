@@ -35,7 +35,11 @@ pub fn init(foreground: bool, debug: bool) -> Sink {
     if !foreground {
         if let Ok(journald) = tracing_journald::layer() {
             let journald = journald.with_syslog_identifier("rpcbind".to_owned());
-            if registry.with(journald.with_filter(filter())).try_init().is_ok() {
+            if registry
+                .with(journald.with_filter(filter()))
+                .try_init()
+                .is_ok()
+            {
                 return Sink::Journald;
             }
             return Sink::Stderr;
@@ -87,7 +91,11 @@ fn severity(level: &Level) -> u8 {
 
 /// The `PRI` and text of one syslog datagram.
 fn syslog_frame(target: &str, level: &Level, pid: u32, text: &str) -> String {
-    let facility = if target == calllog::TARGET { LOG_AUTH } else { LOG_DAEMON };
+    let facility = if target == calllog::TARGET {
+        LOG_AUTH
+    } else {
+        LOG_DAEMON
+    };
     let pri = u16::from(facility) * 8 + u16::from(severity(level));
     format!("<{pri}>rpcbind[{pid}]: {text}")
 }
@@ -139,7 +147,12 @@ mod tests {
             "<27>rpcbind[42]: cannot bind"
         );
         assert_eq!(
-            syslog_frame(calllog::TARGET, &Level::INFO, 7, "connect from local to dump()"),
+            syslog_frame(
+                calllog::TARGET,
+                &Level::INFO,
+                7,
+                "connect from local to dump()"
+            ),
             "<38>rpcbind[7]: connect from local to dump()"
         );
     }

@@ -63,7 +63,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let ports = services::ports(Path::new(services::SERVICES_PATH));
     let cfg = ListenConfig::standard(ports.udp, ports.tcp, cli.hosts.clone());
     let listeners = listeners::bind_all(&cfg).context("cannot start")?;
-    let created: Vec<PathBuf> = listeners.local.iter().filter_map(|l| l.path.clone()).collect();
+    let created: Vec<PathBuf> = listeners
+        .local
+        .iter()
+        .filter_map(|l| l.path.clone())
+        .collect();
     if !cli.foreground {
         daemonize::detach().context("cannot detach into the background")?;
     }
@@ -74,13 +78,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     for (transport, uaddr) in &listeners.own {
         engine.register_own(*transport, uaddr);
     }
-    let calllog = (cli.log_calls || cli.debug).then(|| calllog::CallLog::load(Path::new(calllog::RPC_PATH)));
+    let calllog =
+        (cli.log_calls || cli.debug).then(|| calllog::CallLog::load(Path::new(calllog::RPC_PATH)));
     let shared = Arc::new(server::Shared::new(engine, calllog, cli.abort_on_error()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let served = runtime.block_on(server::serve(listeners, shared, server::ServeConfig::default()));
+    let served = runtime.block_on(server::serve(
+        listeners,
+        shared,
+        server::ServeConfig::default(),
+    ));
     runtime.shutdown_timeout(Duration::from_millis(200));
     for path in &created {
         if let Err(e) = std::fs::remove_file(path) {

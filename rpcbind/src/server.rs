@@ -104,11 +104,19 @@ impl Shared {
 
 /// Serves every listener until a termination signal; returns `Ok` then.
 /// Must run inside a tokio runtime.
-pub async fn serve(listeners: Listeners, shared: Arc<Shared>, cfg: ServeConfig) -> std::io::Result<()> {
+pub async fn serve(
+    listeners: Listeners,
+    shared: Arc<Shared>,
+    cfg: ServeConfig,
+) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
-    for kind in [SignalKind::hangup(), SignalKind::user_defined1(), SignalKind::user_defined2()] {
+    for kind in [
+        SignalKind::hangup(),
+        SignalKind::user_defined1(),
+        SignalKind::user_defined2(),
+    ] {
         let mut s = signal(kind)?;
         tokio::spawn(async move { while s.recv().await.is_some() {} });
     }
@@ -124,7 +132,11 @@ pub async fn serve(listeners: Listeners, shared: Arc<Shared>, cfg: ServeConfig) 
 
 /// Starts the tasks of every listener (no signal handling); for tests
 /// and for `serve`.
-pub fn spawn_all(listeners: Listeners, shared: &Arc<Shared>, cfg: &ServeConfig) -> std::io::Result<()> {
+pub fn spawn_all(
+    listeners: Listeners,
+    shared: &Arc<Shared>,
+    cfg: &ServeConfig,
+) -> std::io::Result<()> {
     let tcp_table = ConnTable::new(cfg.max_tcp_connections);
     let local_table = ConnTable::new(cfg.max_local_connections);
     for l in listeners.udp {
@@ -138,7 +150,12 @@ pub fn spawn_all(listeners: Listeners, shared: &Arc<Shared>, cfg: &ServeConfig) 
     }
     for l in listeners.local {
         let listener = UnixListener::from_std(l.listener)?;
-        tokio::spawn(accept_local(listener, shared.clone(), local_table.clone(), cfg.stream));
+        tokio::spawn(accept_local(
+            listener,
+            shared.clone(),
+            local_table.clone(),
+            cfg.stream,
+        ));
     }
     Ok(())
 }
@@ -186,7 +203,9 @@ async fn serve_udp(socket: Arc<UdpSocket>, transport: Transport, shared: Arc<Sha
         };
         let source = dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex));
         let sent = socket
-            .async_io(Interest::WRITABLE, || udp::send(fd, &reply, dg.peer, source.as_ref()))
+            .async_io(Interest::WRITABLE, || {
+                udp::send(fd, &reply, dg.peer, source.as_ref())
+            })
             .await;
         if let Err(e) = sent {
             tracing::debug!("{} sendmsg to {}: {e}", transport.netid(), dg.peer);
@@ -226,7 +245,12 @@ async fn accept_tcp(listener: TcpListener, (transport, shared, table, limits): T
     }
 }
 
-async fn accept_local(listener: UnixListener, shared: Arc<Shared>, table: Arc<ConnTable>, limits: StreamLimits) {
+async fn accept_local(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    table: Arc<ConnTable>,
+    limits: StreamLimits,
+) {
     loop {
         let conn = match listener.accept().await {
             Ok((c, _)) => c,

@@ -57,7 +57,10 @@ pub fn ports(path: &Path) -> Ports {
         }
     };
     ports_from_text(&text).unwrap_or_else(|e| {
-        tracing::warn!("cannot parse {}: {e}; using port {PMAPPORT}", path.display());
+        tracing::warn!(
+            "cannot parse {}: {e}; using port {PMAPPORT}",
+            path.display()
+        );
         default
     })
 }
@@ -83,13 +86,25 @@ mod tests {
     #[test]
     fn moved_port_per_protocol() {
         let text = "sunrpc 1111/tcp portmapper\nsunrpc 2222/udp portmapper\n";
-        assert_eq!(ports_of(text), Ports { udp: 2222, tcp: 1111 });
+        assert_eq!(
+            ports_of(text),
+            Ports {
+                udp: 2222,
+                tcp: 1111
+            }
+        );
     }
 
     #[test]
     fn aliases_are_found() {
         let text = "pmap 3333/udp portmapper\nfoo 4444/tcp rpcbind\n";
-        assert_eq!(ports_of(text), Ports { udp: 3333, tcp: 4444 });
+        assert_eq!(
+            ports_of(text),
+            Ports {
+                udp: 3333,
+                tcp: 4444
+            }
+        );
     }
 
     #[test]

@@ -129,7 +129,8 @@ pub async fn serve<S>(
     tracing::debug!(
         "{} connection from {} closed: {end}",
         ctx.transport.netid(),
-        ctx.peer.map_or_else(|| "local".to_owned(), |p| p.to_string())
+        ctx.peer
+            .map_or_else(|| "local".to_owned(), |p| p.to_string())
     );
 }
 
@@ -163,7 +164,12 @@ where
         }
         let reading = out.len() < limits.max_queued;
         let writing = out.len() > 0;
-        let deadline = last_progress + if writing { limits.write_stall } else { limits.idle };
+        let deadline = last_progress
+            + if writing {
+                limits.write_stall
+            } else {
+                limits.idle
+            };
         tokio::select! {
             r = rd.read(&mut rbuf), if reading => match r {
                 Ok(0) => eof = true,

@@ -1,6 +1,5 @@
 //! The only unsafe code of the daemon: `fork(2)`. Each block carries its
 //! `// SAFETY:` argument. Does I/O (process creation).
-#![allow(unsafe_code)]
 
 use std::io;
 

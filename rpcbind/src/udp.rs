@@ -38,11 +38,14 @@ pub fn cmsg_buffer() -> Vec<u8> {
 /// Receives one datagram into `buf` (non-blocking; `WouldBlock` when
 /// there is none). A datagram truncated by the buffer is reported as
 /// `InvalidData` so that the caller drops it.
-pub fn recv(fd: RawFd, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Received> {
+pub fn recv(fd: RawFd, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::MSG_DONTWAIT)?;
     if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "datagram truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "datagram truncated",
+        ));
     }
     let peer = msg
         .address
@@ -149,7 +152,13 @@ pub fn send(
         None => Vec::new(),
     };
     let to = SockaddrStorage::from(peer);
-    Ok(sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to))?)
+    Ok(sendmsg(
+        fd,
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+        Some(&to),
+    )?)
 }
 
 #[cfg(test)]
@@ -174,13 +183,18 @@ mod tests {
             panic!("not v6");
         };
         assert_eq!(p.ipi6_ifindex, 5);
-        assert_eq!(Ipv6Addr::from(p.ipi6_addr.s6_addr), "fe80::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            Ipv6Addr::from(p.ipi6_addr.s6_addr),
+            "fe80::1".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     fn roundtrip(server_addr: &str, client_addr: &str) {
         let server = bind_udp(server_addr.parse().unwrap()).unwrap();
         let client = std::net::UdpSocket::bind(client_addr).unwrap();
-        client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
         let to = server.local_addr().unwrap();
         client.send_to(b"ping", to).unwrap();
         let mut buf = vec![0u8; MAX_DATAGRAM];

@@ -20,8 +20,20 @@ fn help_prints_usage_and_every_flag_then_exits_0() {
     let out = rpcbind(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("Usage: rpcbind [-adfil] [-h ADDR]..."), "{stdout}");
-    for flag in ["-a", "-d", "-f", "-h <ADDR>", "-i", "-l", "--help", "--version"] {
+    assert!(
+        stdout.contains("Usage: rpcbind [-adfil] [-h ADDR]..."),
+        "{stdout}"
+    );
+    for flag in [
+        "-a",
+        "-d",
+        "-f",
+        "-h <ADDR>",
+        "-i",
+        "-l",
+        "--help",
+        "--version",
+    ] {
         assert!(stdout.contains(flag), "help lacks {flag}:\n{stdout}");
     }
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
@@ -31,16 +43,29 @@ fn help_prints_usage_and_every_flag_then_exits_0() {
 fn version_prints_the_package_version() {
     let out = rpcbind(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(text(&out.stdout).trim(), format!("rpcbind {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("rpcbind {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn unknown_option_prints_usage_on_stderr_and_exits_1() {
-    for args in [&["-x"][..], &["-w"], &["-s"], &["-r"], &["--frobnicate"], &["-f", "-L"]] {
+    for args in [
+        &["-x"][..],
+        &["-w"],
+        &["-s"],
+        &["-r"],
+        &["--frobnicate"],
+        &["-f", "-L"],
+    ] {
         let out = rpcbind(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("Usage: rpcbind [-adfil] [-h ADDR]..."), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Usage: rpcbind [-adfil] [-h ADDR]..."),
+            "{args:?}: {stderr}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
