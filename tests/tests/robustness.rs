@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use e2e::rpcwire::{call_message, pmap_args, pmap_getport, Target, XdrOut, IPPROTO_UDP};
@@ -165,26 +166,60 @@ fn cases_bytes() -> Vec<(&'static str, Vec<u8>)> {
     v
 }
 
-/// The reply to `msg` over UDP, or None after 500 ms of silence.
-fn udp_exchange(msg: &[u8]) -> Option<Vec<u8>> {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    s.send_to(msg, "127.0.0.1:111").expect("send");
+/// How long a silent server is waited for.
+const SILENCE: Duration = Duration::from_millis(300);
+
+/// The reply to `msg` over UDP to `to`, or None after `SILENCE`.
+fn udp_exchange(to: &str, msg: &[u8]) -> Option<Vec<u8>> {
+    let local = if to.starts_with('[') {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let s = UdpSocket::bind(local).expect("bind");
+    s.set_read_timeout(Some(SILENCE)).expect("timeout");
+    s.send_to(msg, to).expect("send");
     let mut buf = vec![0u8; 9000];
     s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
 }
 
-/// The bytes the server sends back for `msg` as one record over TCP, read
-/// until one whole reply record arrives, it closes, or 500 ms pass; plus
+/// A stream transport: TCP to an address, or the local socket by path.
+#[derive(Debug, Clone)]
+enum Stream {
+    Tcp(&'static str),
+    Local(std::path::PathBuf),
+}
+
+impl Stream {
+    fn connect(&self) -> Box<dyn ReadWrite> {
+        match self {
+            Stream::Tcp(to) => {
+                let s = TcpStream::connect(to).expect("connect");
+                s.set_read_timeout(Some(SILENCE)).expect("timeout");
+                Box::new(s)
+            }
+            Stream::Local(path) => {
+                let s = UnixStream::connect(path).expect("connect local");
+                s.set_read_timeout(Some(SILENCE)).expect("timeout");
+                Box::new(s)
+            }
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// The bytes the server sends back for `msg` as one record, read until
+/// one whole reply record arrives, it closes, or `SILENCE` passes; plus
 /// how the connection ended.
-fn tcp_exchange(msg: &[u8]) -> (Vec<u8>, End) {
-    let mut s = TcpStream::connect("127.0.0.1:111").expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let mut rec = (0x8000_0000u32 | msg.len() as u32).to_be_bytes().to_vec();
-    rec.extend_from_slice(msg);
-    s.write_all(&rec).expect("write");
+fn stream_exchange(stream: &Stream, msg: &[u8]) -> (Vec<u8>, End) {
+    read_reply(stream, &fragment(true, msg), true)
+}
+
+fn read_reply(stream: &Stream, bytes: &[u8], one_record: bool) -> (Vec<u8>, End) {
+    let mut s = stream.connect();
+    s.write_all(bytes).expect("write");
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -192,7 +227,7 @@ fn tcp_exchange(msg: &[u8]) -> (Vec<u8>, End) {
             Ok(0) => return (got, End::Closed),
             Ok(n) => {
                 got.extend_from_slice(&buf[..n]);
-                if record_complete(&got) {
+                if one_record && record_complete(&got) {
                     return (got, End::Open);
                 }
             }
@@ -244,23 +279,10 @@ fn fragment(last: bool, body: &[u8]) -> Vec<u8> {
     [&mark.to_be_bytes()[..], body].concat()
 }
 
-/// Sends `bytes` on a fresh connection; everything received until it
-/// closes or 500 ms of silence, and how it ended.
+/// Sends `bytes` on a fresh TCP connection; everything received until
+/// it closes or `SILENCE` passes, and how it ended.
 fn tcp_raw(bytes: &[u8]) -> (Vec<u8>, End) {
-    let mut s = TcpStream::connect("127.0.0.1:111").expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    s.write_all(bytes).expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, End::Closed),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, End::Reset),
-            Err(_) => return (got, End::Open),
-        }
-    }
+    read_reply(&Stream::Tcp("127.0.0.1:111"), bytes, false)
 }
 
 /// True when `got` holds exactly one complete last-fragment record.
@@ -275,17 +297,30 @@ fn record_complete(got: &[u8]) -> bool {
 fn transcript(which: Impl) -> Vec<String> {
     let ns = Namespace::new();
     let _d = Rpcbind::start(&ns, which, &[]);
-    ns.in_netns(|| {
+    let local = Stream::Local(ns.host_path("/run/rpcbind.sock"));
+    ns.in_netns(move || {
         let mut lines = Vec::new();
+        let streams = [
+            ("tcp", Stream::Tcp("127.0.0.1:111")),
+            ("tcp6", Stream::Tcp("[::1]:111")),
+            ("local", local),
+        ];
         for (name, msg) in cases_bytes() {
             // Over UDP the C daemon decodes short arguments from stale
             // bytes of its receive buffer (a truncated GETPORT answers
-            // like the previous datagram): nothing to copy; TCP only.
+            // like the previous datagram): nothing to copy; streams only.
             if !STALE_OVER_UDP.contains(&name) {
-                lines.push(format!("udp {name}: {:02x?}", udp_exchange(&msg)));
+                for (netid, to) in [("udp", "127.0.0.1:111"), ("udp6", "[::1]:111")] {
+                    lines.push(format!("{netid} {name}: {:02x?}", udp_exchange(to, &msg)));
+                }
             }
             if !msg.is_empty() {
-                lines.push(format!("tcp {name}: {:02x?}", tcp_exchange(&msg)));
+                for (netid, stream) in &streams {
+                    lines.push(format!(
+                        "{netid} {name}: {:02x?}",
+                        stream_exchange(stream, &msg)
+                    ));
+                }
             }
         }
         for (name, bytes) in raw_tcp_cases() {
@@ -294,10 +329,8 @@ fn transcript(which: Impl) -> Vec<String> {
         for size in [8800usize, 9000, 65000] {
             let mut big = call_message(70, 100000, 2, 0, &[]);
             big.resize(size, 0);
-            lines.push(format!(
-                "udp null call padded to {size}: {:02x?}",
-                udp_exchange(&big)
-            ));
+            let reply = udp_exchange("127.0.0.1:111", &big);
+            lines.push(format!("udp null call padded to {size}: {reply:02x?}"));
         }
         // Still serving after all that.
         let t = Target::Udp {
@@ -320,17 +353,20 @@ fn malformed_messages_answered_like_reference() {
         e2e::skip_note(&format!("skipping {test}: needs root and the C reference"));
         return;
     }
-    let reference = transcript(Impl::Reference);
-    if std::env::var_os("E2E_SHOW").is_some() {
-        eprintln!("{}", reference.join("\n"));
-    }
-    assert_eq!(reference.last().map(String::as_str), Some("alive: Ok(111)"));
     // E2E_DIFFERENTIAL_SELF=1: compare the reference with itself.
     let second = match std::env::var_os("E2E_DIFFERENTIAL_SELF") {
         Some(_) => Impl::Reference,
         None => Impl::Ours,
     };
-    let ours = transcript(second);
+    // Both daemons at once, each in its own namespace: the silences overlap.
+    let other = std::thread::spawn(move || transcript(second));
+    let reference = transcript(Impl::Reference);
+    let ours = other.join().expect("transcript thread");
+    if std::env::var_os("E2E_SHOW").is_some() {
+        eprintln!("{}", reference.join("\n"));
+    }
+    assert_eq!(reference.last().map(String::as_str), Some("alive: Ok(111)"));
+
     let diffs: Vec<String> = reference
         .iter()
         .zip(&ours)
