@@ -714,18 +714,22 @@ fn wrong_program_is_prog_unavail() {
 }
 
 #[test]
-fn rpc_version_other_than_2_gets_no_reply() {
+fn rpc_version_other_than_2_is_rpc_mismatch() {
     let mut e = engine();
     let mut m = message(2, 0, &[]);
     m[11] = 3;
-    assert!(matches!(
-        e.handle(&m, &udp("127.0.0.1:9"), SystemTime::now()),
-        Outcome::NoReply
-    ));
-    assert!(matches!(
-        e.handle(&m, &tcp("127.0.0.1:9"), SystemTime::now()),
-        Outcome::Close
-    ));
+    // MSG_DENIED, RPC_MISMATCH, low 2, high 2 (RFC 5531 section 9).
+    let want = [
+        &m[..4],
+        &[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2][..],
+    ]
+    .concat();
+    for ctx in [udp("127.0.0.1:9"), tcp("127.0.0.1:9"), local(0)] {
+        match e.handle(&m, &ctx, SystemTime::now()) {
+            Outcome::Reply(r) => assert_eq!(r, want, "{:?}", ctx.transport),
+            other => panic!("{:?}: {other:?}", ctx.transport),
+        }
+    }
 }
 
 #[test]

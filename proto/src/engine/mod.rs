@@ -283,9 +283,19 @@ impl Engine {
         let mut r = XdrReader::new(request);
         let header = match CallHeader::decode(&mut r) {
             Ok(h) if h.rpc_version == RPC_VERSION => h,
-            // libtirpc's xdr_callmsg refuses a non-CALL, an RPC version
-            // other than 2 and a truncated header alike: no reply, and a
-            // stream is marked dead. It never sends RPC_MISMATCH.
+            // RFC 5531 section 9: a call of another RPC version is answered
+            // MSG_DENIED / RPC_MISMATCH with the versions we support. C
+            // (libtirpc's xdr_callmsg) drops it silently and closes a
+            // stream; this is a deliberate difference (RULES.md, rule 21).
+            Ok(h) => {
+                let mismatch = RejectedReply::RpcMismatch {
+                    low: RPC_VERSION,
+                    high: RPC_VERSION,
+                };
+                return Outcome::Reply(Reply::denied(h.xid, mismatch).to_xdr());
+            }
+            // libtirpc's xdr_callmsg refuses a non-CALL and a truncated
+            // header alike: no reply, and a stream is marked dead.
             _ if ctx.transport.is_datagram() => return Outcome::NoReply,
             _ => return Outcome::Close,
         };
