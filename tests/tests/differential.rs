@@ -66,6 +66,30 @@ impl Transcript {
 }
 
 fn compare(test: &str, script: fn(&Namespace, &mut Transcript)) {
+    compare_runs(test, |which| {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        let mut t = Transcript::default();
+        script(&ns, &mut t);
+        t
+    });
+}
+
+/// Like `compare`, with a second namespace (the "remote" peer, 192.0.2.2)
+/// joined to the daemon's (192.0.2.1) by a veth pair.
+fn compare_remote(test: &str, script: fn(&Namespace, &Namespace, &mut Transcript)) {
+    compare_runs(test, |which| {
+        let server = Namespace::new();
+        let peer = Namespace::new();
+        Namespace::veth_pair(&server, &peer, "192.0.2.1/24", "192.0.2.2/24");
+        let _d = Rpcbind::start(&server, which, &[]);
+        let mut t = Transcript::default();
+        script(&server, &peer, &mut t);
+        t
+    });
+}
+
+fn compare_runs(test: &str, run: impl Fn(Impl) -> Transcript) {
     if !require_root(test) {
         return;
     }
@@ -81,15 +105,8 @@ fn compare(test: &str, script: fn(&Namespace, &mut Transcript)) {
         Some(_) => Impl::Reference,
         None => Impl::Ours,
     };
-    let mut runs = Vec::new();
-    for which in [Impl::Reference, second] {
-        let ns = Namespace::new();
-        let _d = Rpcbind::start(&ns, which, &[]);
-        let mut t = Transcript::default();
-        script(&ns, &mut t);
-        runs.push(t);
-    }
-    let (reference, ours) = (&runs[0], &runs[1]);
+    let reference = run(Impl::Reference);
+    let ours = run(second);
     if std::env::var_os("E2E_SHOW").is_some() {
         for (s, o) in &reference.0 {
             eprintln!("$ {s}\n{o}");
@@ -296,4 +313,78 @@ fn differential_registrations() {
 #[test]
 fn differential_registered_service() {
     compare("differential_registered_service", registered_service);
+}
+
+/// What another host sees: rpcinfo and raw calls from the veth peer.
+fn remote_view(server: &Namespace, peer: &Namespace, t: &mut Transcript) {
+    for (netid, uaddr) in [
+        ("udp", "0.0.0.0.4.1"),
+        ("tcp", "0.0.0.0.4.1"),
+        ("udp6", "::.4.1"),
+        ("tcp6", "::.4.1"),
+    ] {
+        t.client(
+            server,
+            false,
+            &[UNIX, "set", "300000", "1", netid, uaddr, ""],
+        );
+    }
+    t.client(
+        server,
+        false,
+        &[UNIX, "set", "300001", "1", "udp", "127.0.0.1.4.2", ""],
+    );
+    t.client(
+        server,
+        false,
+        &[UNIX, "set", "300002", "1", "tcp", "192.0.2.1.4.3", ""],
+    );
+    let host = "192.0.2.1";
+    for args in [
+        &[host][..],
+        &["-s", host],
+        &["-p", host],
+        &["-T", "udp", host, "100000"],
+        &["-T", "tcp", host, "100000"],
+        &["-T", "tcp", "-s", host],
+        &["-l", host, "100000", "2"],
+        &["-l", host, "300000", "1"],
+        &["-l", host, "300001", "1"],
+        &["-l", host, "300002", "1"],
+        &["-u", host, "100000", "2"],
+        &["-t", host, "100000"],
+        &["-a", "192.0.2.1.0.111", "-T", "udp", "100000", "2"],
+        &["-u", host, "300000", "1"],
+        &["-m", host],
+    ] {
+        t.rpcinfo(peer, args);
+    }
+    for target in ["udp:192.0.2.1:111", "tcp:192.0.2.1:111"] {
+        for vers in ["3", "4"] {
+            for (prog, netid) in [
+                ("300000", "udp"),
+                ("300000", "tcp"),
+                ("300000", "udp6"),
+                ("300001", "udp"),
+                ("300002", "tcp"),
+            ] {
+                t.client(peer, false, &[target, "getaddr", vers, prog, "1", netid]);
+            }
+        }
+        t.client(peer, false, &[target, "pmap-getport", "300001", "1", "17"]);
+        t.client(
+            peer,
+            false,
+            &[target, "set", "300009", "1", "udp", "0.0.0.0.4.9", ""],
+        );
+        t.client(peer, false, &[target, "unset", "300000", "1", "udp"]);
+        t.client(peer, false, &[target, "pmap-set", "300009", "1", "17", "9"]);
+        t.client(peer, false, &[target, "pmap-unset", "300000", "1"]);
+    }
+    t.rpcinfo(server, &["-s"]);
+}
+
+#[test]
+fn differential_remote_view() {
+    compare_remote("differential_remote_view", remote_view);
 }
