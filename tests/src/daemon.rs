@@ -65,17 +65,23 @@ impl<'ns> Rpcbind<'ns> {
     /// local socket exists and TCP port 111 listens. Panics (with the
     /// daemon's stderr) when it does not within `START_TIMEOUT`.
     pub fn start(ns: &'ns Namespace, which: Impl, extra: &[&str]) -> Rpcbind<'ns> {
+        Rpcbind::start_on(ns, which, extra, 111)
+    }
+
+    /// Like `start`, waiting for TCP `port` instead of 111 (for a
+    /// namespace whose /etc/services names another port).
+    pub fn start_on(ns: &'ns Namespace, which: Impl, extra: &[&str], port: u16) -> Rpcbind<'ns> {
         let mut args = vec!["-f"];
         args.extend_from_slice(extra);
         let process = ns.spawn(which.program(), &args);
         let mut daemon = Rpcbind { ns, which, process };
-        daemon.wait_ready();
+        daemon.wait_ready(port);
         daemon
     }
 
     /// Ready when the local socket exists and TCP port 111 listens. No RPC
     /// call is made, so the daemon's statistics (`rpcinfo -m`) start at 0.
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, port: u16) {
         let deadline = Instant::now() + START_TIMEOUT;
         let sock = self.ns.host_path("/run/rpcbind.sock");
         loop {
@@ -86,12 +92,12 @@ impl<'ns> Rpcbind<'ns> {
                     self.process.stderr()
                 );
             }
-            if sock.exists() && self.listens_on_111() {
+            if sock.exists() && self.listens_on(port) {
                 return;
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{} rpcbind did not listen within {START_TIMEOUT:?}; stderr:\n{}",
+                    "{} rpcbind did not listen on {port} within {START_TIMEOUT:?}; stderr:\n{}",
                     self.which.name(),
                     self.process.stderr()
                 );
@@ -100,10 +106,11 @@ impl<'ns> Rpcbind<'ns> {
         }
     }
 
-    fn listens_on_111(&self) -> bool {
+    fn listens_on(&self, port: u16) -> bool {
+        let filter = format!("sport = :{port}");
         let out = self
             .ns
-            .run("ss", &["-Hltn", "sport = :111"], Duration::from_secs(3));
+            .run("ss", &["-Hltn", &filter], Duration::from_secs(3));
         out.success() && !out.stdout.trim().is_empty()
     }
 

@@ -302,6 +302,16 @@ impl Namespace {
             .assert_success("ip addr add");
     }
 
+    /// Replaces the file `path` inside the namespace (only) with `contents`,
+    /// by a bind mount from the namespace's /run.
+    pub fn overlay_file(&self, path: &str, contents: &str) {
+        let name = path.trim_start_matches('/').replace('/', "_");
+        let staged = format!("/run/overlay-{name}");
+        std::fs::write(self.host_path(&staged), contents).expect("write overlay");
+        self.run("mount", &["--bind", &staged, path], SETUP_TIMEOUT)
+            .assert_success("bind-mount overlay");
+    }
+
     /// Mounts a fresh tmpfs on `dir` (created if missing) inside the namespace.
     pub fn mount_tmpfs(&self, dir: &str) {
         self.run("mkdir", &["-p", dir], SETUP_TIMEOUT)

@@ -388,3 +388,43 @@ fn remote_view(server: &Namespace, peer: &Namespace, t: &mut Transcript) {
 fn differential_remote_view() {
     compare_remote("differential_remote_view", remote_view);
 }
+
+/// /etc/services inside the namespace naming `sunrpc` on port 1111.
+fn services_with_sunrpc_port(port: u16) -> String {
+    let services = std::fs::read_to_string("/etc/services").expect("/etc/services");
+    services
+        .lines()
+        .map(|l| {
+            if l.starts_with("sunrpc") {
+                l.replace("111/", &format!("{port}/"))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The daemon takes its port from /etc/services (`sunrpc`).
+#[test]
+fn differential_port_from_etc_services() {
+    compare_runs("differential_port_from_etc_services", |which| {
+        let ns = Namespace::new();
+        ns.overlay_file("/etc/services", &services_with_sunrpc_port(1111));
+        let _d = Rpcbind::start_on(&ns, which, &[], 1111);
+        let mut t = Transcript::default();
+        let mut ss = ns.run("ss", &["-Hlntu"], T);
+        ss.stdout = e2e::normalise::sort_body(&ss.stdout, 0);
+        t.record("ss -Hlntu (sorted)".into(), &ss);
+        for args in [
+            &[][..],
+            &["-p", "127.0.0.1"],
+            &["-T", "udp", "127.0.0.1", "100000"],
+            &["-T", "tcp6", "::1", "100000", "4"],
+            &["-n", "1111", "-u", "127.0.0.1", "100000", "2"],
+        ] {
+            t.rpcinfo(&ns, args);
+        }
+        t
+    });
+}

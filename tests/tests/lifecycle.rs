@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use e2e::rpcwire::{self, Target};
 use e2e::{cases, Impl, Namespace, Rpcbind};
 
 const T: Duration = Duration::from_secs(10);
@@ -87,4 +88,36 @@ cases! {
         let out = ns.run("rpcinfo", &["-T", "udp", "127.0.0.1", "100000", "4"], T);
         out.assert_success("udp ping of the detached daemon");
     }
+}
+
+/// Ours only: without a `sunrpc` entry in /etc/services the port is 111
+/// (the issue asks for it; the C daemon 1.2.6 instead fails to bind:
+/// "cannot get local address for tcp: Servname not supported").
+#[test]
+fn port_111_when_etc_services_lacks_sunrpc() {
+    e2e::run_case(
+        "port_111_when_etc_services_lacks_sunrpc",
+        Impl::Ours,
+        |which| {
+            let ns = Namespace::new();
+            let services = std::fs::read_to_string("/etc/services").expect("/etc/services");
+            let without: Vec<&str> = services
+                .lines()
+                .filter(|l| !l.starts_with("sunrpc"))
+                .collect();
+            ns.overlay_file("/etc/services", &without.join("\n"));
+            let _d = Rpcbind::start(&ns, which, &[]);
+            let ss = ns.run("ss", &["-Hlnu", "sport = :111"], T);
+            assert_eq!(ss.stdout.lines().count(), 2, "udp and udp6 on 111: {ss:?}");
+            // rpcinfo itself needs `sunrpc` to find the daemon: call directly.
+            let port = ns.in_netns(|| {
+                let t = Target::Udp {
+                    to: "127.0.0.1:111".parse().expect("addr"),
+                    bind: None,
+                };
+                rpcwire::pmap_getport(&t, 100000, 2, rpcwire::IPPROTO_UDP, T).map(|(p, _)| p)
+            });
+            assert_eq!(port.map_err(|e| e.to_string()), Ok(111));
+        },
+    );
 }
