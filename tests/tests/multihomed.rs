@@ -139,4 +139,23 @@ cases! {
             assert_eq!(port, 111);
         }
     }
+
+    fn h_repeated_with_ipv6(which) {
+        let ns = Namespace::new();
+        for a in ["192.0.2.1/24", "198.51.100.1/24", "2001:db8::1/64", "2001:db8::2/64"] {
+            ns.add_address(a);
+        }
+        let _d = Rpcbind::start(&ns, which, &["-h", "192.0.2.1", "-h", "2001:db8::1"]);
+        for to in ["192.0.2.1:111", "[2001:db8::1]:111", "127.0.0.1:111", "[::1]:111"] {
+            let bind = if to.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+            let (port, from) = getport(&ns, udp(to, bind), T)
+                .unwrap_or_else(|e| panic!("{}: UDP to {to} must answer: {e}", which.name()));
+            assert_eq!((port, from), (111, Some(to.parse().expect("addr"))));
+        }
+        for to in ["198.51.100.1:111", "[2001:db8::2]:111"] {
+            let bind = if to.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+            let r = getport(&ns, udp(to, bind), Duration::from_secs(1));
+            assert!(r.is_err(), "{}: UDP to {to} must get no answer, got {r:?}", which.name());
+        }
+    }
 }
