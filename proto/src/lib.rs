@@ -3,6 +3,7 @@
 //! current time come in as arguments, reply bytes come out.
 #![forbid(unsafe_code)]
 
+pub mod alloc;
 pub mod engine;
 pub mod fuzzing;
 pub mod record;
