@@ -82,6 +82,13 @@ fn compare_remote(test: &str, script: fn(&Namespace, &Namespace, &mut Transcript
         let server = Namespace::new();
         let peer = Namespace::new();
         Namespace::veth_pair(&server, &peer, "192.0.2.1/24", "192.0.2.2/24");
+        for (ns, dev, addr) in [
+            (&server, "veth-a", "2001:db8::1/64"),
+            (&peer, "veth-b", "2001:db8::2/64"),
+        ] {
+            ns.run("ip", &["-6", "addr", "add", addr, "dev", dev, "nodad"], T)
+                .assert_success("ip -6 addr add (veth)");
+        }
         let _d = Rpcbind::start(&server, which, &[]);
         let mut t = Transcript::default();
         script(&server, &peer, &mut t);
@@ -380,6 +387,30 @@ fn remote_view(server: &Namespace, peer: &Namespace, t: &mut Transcript) {
         t.client(peer, false, &[target, "unset", "300000", "1", "udp"]);
         t.client(peer, false, &[target, "pmap-set", "300009", "1", "17", "9"]);
         t.client(peer, false, &[target, "pmap-unset", "300000", "1"]);
+    }
+    for args in [
+        &["2001:db8::1"][..],
+        &["-T", "udp6", "2001:db8::1", "100000"],
+        &["-T", "tcp6", "-s", "2001:db8::1"],
+        &["-l", "2001:db8::1", "300000", "1"],
+        &["-l", "2001:db8::1", "100000", "4"],
+    ] {
+        t.rpcinfo(peer, args);
+    }
+    for target in ["udp:[2001:db8::1]:111", "tcp:[2001:db8::1]:111"] {
+        for (prog, netid) in [
+            ("300000", "udp6"),
+            ("300000", "tcp6"),
+            ("300000", "udp"),
+            ("300002", "tcp"),
+        ] {
+            t.client(peer, false, &[target, "getaddr", "4", prog, "1", netid]);
+        }
+        t.client(
+            peer,
+            false,
+            &[target, "set", "300009", "1", "udp6", "::.4.9", ""],
+        );
     }
     t.rpcinfo(server, &["-s"]);
 }
