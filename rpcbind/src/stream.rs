@@ -44,7 +44,10 @@ pub struct StreamLimits {
 impl Default for StreamLimits {
     fn default() -> Self {
         StreamLimits {
-            max_record: 64 * 1024,
+            // libtirpc's RPC_MAXDATASIZE, which the C daemon sets as its
+            // connection record limit: a larger record closes the
+            // connection there too.
+            max_record: proto::rpcb::RPC_MAXDATASIZE as usize,
             max_queued: 64 * 1024,
             write_stall: Duration::from_secs(30),
             idle: Duration::from_secs(120),
@@ -205,7 +208,8 @@ where
     }
 }
 
-/// Writes what is queued (bounded by the write-stall limit), then closes.
+/// Writes what is queued (bounded by the write-stall limit); the caller
+/// then drops (closes) the stream.
 async fn flush_then<S>(mut stream: S, out: OutQueue, limits: StreamLimits, end: End) -> End
 where
     S: AsyncWrite + Unpin,
@@ -218,7 +222,8 @@ where
             Err(_) => return End::WriteStall,
         }
     }
-    let _ = stream.shutdown().await;
+    // No shutdown(): like the C daemon, just close. Unread input then
+    // makes the kernel reset the connection, as it does for C.
     end
 }
 
