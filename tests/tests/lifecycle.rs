@@ -88,6 +88,35 @@ cases! {
         let out = ns.run("rpcinfo", &["-T", "udp", "127.0.0.1", "100000", "4"], T);
         out.assert_success("udp ping of the detached daemon");
     }
+
+    fn accepts_every_c_option(which) {
+        // rpcbind 1.2.6's usage: [-adhilswfr]. Debian's unit runs `-f -w`.
+        for extra in [&["-w"][..], &["-s"], &["-l"], &["-i"], &["-d"], &["-a"], &["-r"], &["-w", "-s"], &["-d", "-a"]] {
+            let ns = Namespace::new();
+            let _d = Rpcbind::start(&ns, which, extra);
+            let out = ns.run("rpcinfo", &["-T", "udp", "127.0.0.1", "100000", "2"], T);
+            assert!(out.success(), "{} with {extra:?}: {out:?}", which.name());
+        }
+    }
+
+    fn warm_start_restores_registrations(which) {
+        let ns = Namespace::new();
+        let mut d = Rpcbind::start(&ns, which, &["-w"]);
+        let mut c = ns.command(e2e::rpcclient());
+        c.args(["unix:/run/rpcbind.sock", "set", "200000", "1", "udp", "0.0.0.0.4.1", ""]);
+        assert_eq!(e2e::run_with_timeout(c, T).stdout.trim(), "true");
+        let mut c = ns.command(e2e::rpcclient());
+        c.args(["udp:127.0.0.1:111", "pmap-set", "200001", "1", "6", "1234"]);
+        assert_eq!(e2e::run_with_timeout(c, T).stdout.trim(), "true");
+        let before = ns.run("rpcinfo", &[], T);
+        assert!(d.terminate().is_some(), "{}: no exit on SIGTERM", which.name());
+        drop(d);
+        let _again = Rpcbind::start(&ns, which, &["-w"]);
+        let after = ns.run("rpcinfo", &[], T);
+        assert_eq!(after.stdout, before.stdout, "{}: registrations after a warm start", which.name());
+        let p = ns.run("rpcinfo", &["-p"], T);
+        assert!(p.stdout.contains("    200001    1   tcp   1234"), "{}: {}", which.name(), p.stdout);
+    }
 }
 
 /// Ours only: without a `sunrpc` entry in /etc/services the port is 111
