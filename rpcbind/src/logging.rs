@@ -61,7 +61,6 @@ pub fn init(foreground: bool, debug: bool) -> Sink {
 /// Sends each event as one RFC 3164 datagram to `/dev/log`.
 struct SyslogLayer {
     socket: Mutex<UnixDatagram>,
-    pid: u32,
 }
 
 impl SyslogLayer {
@@ -71,7 +70,6 @@ impl SyslogLayer {
         socket.set_nonblocking(true)?;
         Ok(SyslogLayer {
             socket: Mutex::new(socket),
-            pid: std::process::id(),
         })
     }
 }
@@ -127,7 +125,9 @@ impl<S: Subscriber> Layer<S> for SyslogLayer {
         let mut line = Line::default();
         event.record(&mut line);
         let meta = event.metadata();
-        let frame = syslog_frame(meta.target(), meta.level(), self.pid, &line.0);
+        // The pid is read per line: the layer is set up before the fork
+        // into the background.
+        let frame = syslog_frame(meta.target(), meta.level(), std::process::id(), &line.0);
         if let Ok(socket) = self.socket.lock() {
             // A full or vanished syslog loses the line; it must never
             // block or stop the daemon.
