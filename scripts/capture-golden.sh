@@ -72,7 +72,7 @@ sleep 0.5
 # run CMD...: record the command line and its output as provenance comments
 run() {
     echo "# cmd: $*" | sed "s#$WORK/##" >>"$CMDS"
-    "$@" 2>&1 | sed 's/^/#   | /' >>"$CMDS" || true
+    "$@" 2>&1 | LC_ALL=C sed 's/[^[:print:]	]/?/g; s/^/#   | /' >>"$CMDS" || true
 }
 
 write_sender() {
@@ -237,7 +237,7 @@ lrun() {
     uid=$1; shift
     echo "# cmd (uid $uid): $*" | sed "s#$WORK/##" >>"$CMDS"
     s=$(now)
-    as_uid "$uid" "$@" 2>&1 | sed 's/^/#   | /' >>"$CMDS" || true
+    as_uid "$uid" "$@" 2>&1 | LC_ALL=C sed 's/[^[:print:]	]/?/g; s/^/#   | /' >>"$CMDS" || true
     echo "$s $(now) $uid" >>"$WORK/local.windows"
 }
 # lserver UID NAME ARGS...: start rpcserver, wait until it has registered
@@ -259,7 +259,7 @@ lstop() {
     kill "$(cat "$WORK/$name.pid")"; wait "$(cat "$WORK/$name.pid")" || true
     echo "$s $(now) $uid" >>"$WORK/local.windows"
     echo "# SIGTERM (uid $uid) to $name, its whole output:" >>"$CMDS"
-    sed 's/^/#   | /' "$WORK/$name.out" >>"$CMDS"
+    LC_ALL=C sed 's/[^[:print:]	]/?/g; s/^/#   | /' "$WORK/$name.out" >>"$CMDS"
 }
 local_session() {
     C=$WORK/rpcbclient
@@ -323,7 +323,7 @@ rpcinfo)
 handmade)
     write_sender
     echo "# cmd: python3 sender (the 'steps' list in scripts/capture-golden.sh)" >>"$CMDS"
-    python3 "$WORK/sender.py" 2>&1 | sed 's/^/#   | /' >>"$CMDS"
+    python3 "$WORK/sender.py" 2>&1 | LC_ALL=C sed 's/[^[:print:]	]/?/g; s/^/#   | /' >>"$CMDS"
     ;;
 libtirpc)
     C=$WORK/rpcbclient

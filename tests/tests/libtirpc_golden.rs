@@ -12,6 +12,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::{cases, Background, Impl, Namespace};
@@ -32,8 +34,10 @@ enum Expect {
 #[derive(Debug)]
 struct Block {
     transport: String,
-    peer: SocketAddr,
-    local: SocketAddr,
+    /// `ADDR:PORT`, or `uid:N` on the local transport.
+    peer: String,
+    /// `ADDR:PORT`, or the socket path on the local transport.
+    local: String,
     exchanges: Vec<(usize, Vec<u8>, Expect)>,
 }
 
@@ -60,8 +64,8 @@ fn parse(text: &str) -> Vec<Block> {
             };
             blocks.push(Block {
                 transport: field("transport"),
-                peer: field("peer").parse().expect("peer"),
-                local: field("local").parse().expect("local"),
+                peer: field("peer"),
+                local: field("local"),
                 exchanges: Vec::new(),
             });
         } else if let Some(h) = line.strip_prefix("> ") {
@@ -92,26 +96,31 @@ fn bound(peer: SocketAddr, ty: Type) -> Socket {
     s
 }
 
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
 /// Sends each exchange of `block`; returns what came back (None: nothing).
 fn replay_block(block: &Block) -> Vec<Option<Vec<u8>>> {
+    let (peer, local) = (addr(&block.peer), addr(&block.local));
     let waits = block.exchanges.iter().map(|(_, _, e)| match e {
         Expect::NoReply => SILENCE_WAIT,
         _ => REPLY_WAIT,
     });
     if block.transport.starts_with("udp") {
-        let sock: UdpSocket = bound(block.peer, Type::DGRAM).into();
+        let sock: UdpSocket = bound(peer, Type::DGRAM).into();
         block
             .exchanges
             .iter()
             .zip(waits)
             .map(|((_, req, _), wait)| {
                 sock.set_read_timeout(Some(wait)).ok()?;
-                sock.send_to(req, block.local).ok()?;
+                sock.send_to(req, local).ok()?;
                 let mut buf = vec![0u8; 65536];
                 let (n, from) = sock.recv_from(&mut buf).ok()?;
                 buf.truncate(n);
                 // A reply must leave from the address that was asked.
-                Some(if from == block.local {
+                Some(if from == local {
                     buf
                 } else {
                     format!("from {from}").into_bytes()
@@ -119,9 +128,9 @@ fn replay_block(block: &Block) -> Vec<Option<Vec<u8>>> {
             })
             .collect()
     } else {
-        let sock = bound(block.peer, Type::STREAM);
-        sock.connect_timeout(&block.local.into(), REPLY_WAIT)
-            .unwrap_or_else(|e| panic!("connect {}: {e}", block.local));
+        let sock = bound(peer, Type::STREAM);
+        sock.connect_timeout(&local.into(), REPLY_WAIT)
+            .unwrap_or_else(|e| panic!("connect {local}: {e}"));
         let mut stream: TcpStream = sock.into();
         block
             .exchanges
@@ -135,6 +144,70 @@ fn replay_block(block: &Block) -> Vec<Option<Vec<u8>>> {
                 read_record(&mut stream)
             })
             .collect()
+    }
+}
+
+/// Sends a local-transport block with `rawsend` running as the block's
+/// uid (`peer=uid:N`), so the daemon sees that uid in SO_PEERCRED.
+fn replay_local_block(ns: &Namespace, rawsend: &Path, block: &Block) -> Vec<Option<Vec<u8>>> {
+    let uid = block
+        .peer
+        .strip_prefix("uid:")
+        .unwrap_or_else(|| panic!("local peer {} is not uid:N", block.peer));
+    let input: String = block
+        .exchanges
+        .iter()
+        .map(|(_, req, e)| {
+            let wait = if *e == Expect::NoReply {
+                SILENCE_WAIT
+            } else {
+                REPLY_WAIT
+            };
+            format!("{} {}\n", wait.as_millis(), hexs(req))
+        })
+        .collect();
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "rawsend-{}-{}.in",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&file, input).expect("write rawsend input");
+    let mut cmd = ns.command("setpriv");
+    cmd.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
+        "--clear-groups",
+        "--",
+    ])
+    .arg(rawsend)
+    .arg(&block.local)
+    .stdin(std::fs::File::open(&file).expect("open rawsend input"));
+    let out = run_stdin(cmd);
+    let _ = std::fs::remove_file(&file);
+    let lines: Vec<Option<Vec<u8>>> = out.lines().map(|l| (l != "-").then(|| hex(l))).collect();
+    assert_eq!(lines.len(), block.exchanges.len(), "rawsend output:\n{out}");
+    lines
+}
+
+/// Runs `cmd` (stdin already set) to completion, bounded; its stdout.
+fn run_stdin(mut cmd: Command) -> String {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn rawsend");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        other => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("rawsend did not finish: {other:?}")
+        }
     }
 }
 
@@ -265,11 +338,29 @@ fn replay_session(which: Impl, file: &str) {
     let ns = Namespace::new();
     // The capture namespace had this address on lo (see the README there).
     ns.add_address("192.0.2.1/24");
+    let local = blocks.iter().any(|b| b.transport == "local");
+    let rawsend = if local {
+        match e2e::cprog::build("rawsend") {
+            Some(p) => Some(p),
+            None => return,
+        }
+    } else {
+        None
+    };
     let _daemon = start_quietly(&ns, which);
-    let got = ns.in_netns(move || {
-        let results: Vec<_> = blocks.iter().map(replay_block).collect();
-        (blocks, results)
-    });
+    let got = match rawsend {
+        Some(rawsend) => {
+            let results = blocks
+                .iter()
+                .map(|b| replay_local_block(&ns, &rawsend, b))
+                .collect();
+            (blocks, results)
+        }
+        None => ns.in_netns(move || {
+            let results: Vec<_> = blocks.iter().map(replay_block).collect();
+            (blocks, results)
+        }),
+    };
     let mut failures = Vec::new();
     let mut total = 0;
     let mut stale = false;
@@ -324,5 +415,9 @@ cases! {
 
     fn golden_handmade_session_over_the_wire(which) {
         replay_session(which, "handmade.txt");
+    }
+
+    fn golden_local_session_over_the_local_socket(which) {
+        replay_session(which, "local/local.txt");
     }
 }
