@@ -3,13 +3,16 @@
 #
 # usage: scripts/capture-golden.sh [OUTDIR]      (as root; default proto/tests/golden)
 #
-# For each session (rpcinfo, handmade, libtirpc): a fresh network + mount
-# namespace (lo up, 192.0.2.1/24 on lo as a non-loopback local address,
-# tmpfs on /run), a FRESH `/usr/sbin/rpcbind -f`, dumpcap on lo (port 111),
-# a fixed sequence of clients, then the request/reply pairs in the order the
-# daemon saw them are written to OUTDIR/<session>.txt (format: README.md).
-# Needs: rpcbind, rpcinfo, dumpcap (tshark package), python3, gcc +
-# libtirpc-dev (for tests/c/rpcbclient.c).
+# For each session (rpcinfo, handmade, libtirpc, local): a fresh network +
+# mount namespace (lo up, 192.0.2.1/24 on lo as a non-loopback local
+# address, tmpfs on /run), a FRESH `/usr/sbin/rpcbind -f`, dumpcap on lo
+# (port 111), a fixed sequence of clients, then the request/reply pairs in
+# the order the daemon saw them are written to OUTDIR/<session>.txt
+# (format: README.md there). The local session traces the daemon with
+# strace instead (the local socket is invisible to dumpcap) and is written
+# to OUTDIR/local/local.txt.
+# Needs: rpcbind, rpcinfo, dumpcap (tshark package), strace, setpriv,
+# python3, gcc + libtirpc-dev (for tests/c/rpcbclient.c, rpcserver.c).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
