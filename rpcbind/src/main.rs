@@ -15,6 +15,8 @@ mod listeners;
 mod lock;
 mod logging;
 mod server;
+#[cfg(test)]
+mod server_tests;
 mod services;
 mod stream;
 #[allow(unsafe_code)]
