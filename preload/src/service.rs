@@ -1,0 +1,6 @@
+//! Placeholder until the allocation client lands.
+use std::os::fd::OwnedFd;
+use crate::decide::Request;
+pub struct Granted { pub port: u16, pub lease_id: u64, pub fd: OwnedFd }
+pub fn allocate(_r: &Request) -> Result<Granted, String> { Err("no client yet".into()) }
+pub fn give_back(_g: Granted) {}

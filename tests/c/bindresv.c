@@ -1,0 +1,192 @@
+/*
+ * bindresv: calls libtirpc's bindresvport() / bindresvport_sa() on fresh
+ * sockets, or binds server sockets to port 0, and prints what it got.
+ * Used with and without the LD_PRELOAD shim (libportpolicy_preload.so).
+ *
+ * usage: bindresv resv|resv_sa|bind0 N udp|tcp 4|6 [options]
+ *   resv     bindresvport(fd, sin)        (sin NULL unless -a; IPv4 only with -a)
+ *   resv_sa  bindresvport_sa(fd, sa)      (sa NULL unless -a)
+ *   bind0    bind(fd, {ADDR or wildcard, port 0}), then listen() for tcp
+ *            unless -L: a server socket, as statd's listeners
+ * options:
+ *   -a ADDR  numeric address to pass (sin/sa filled with it, port 0)
+ *   -k       create the sockets with SOCK_NONBLOCK|SOCK_CLOEXEC
+ *   -L       bind0: do not listen()
+ *   -v       IPv6 sockets get IPV6_V6ONLY=1 before binding
+ *   -c       close each socket before the next call (default: keep all
+ *            open, so N calls hold N distinct ports)
+ *
+ * Output, one line per call:
+ *   port=P fd=F nonblock=0|1 cloexec=0|1 sin_port=P listening=0|1
+ * where P is the port getsockname() reports on the caller's descriptor
+ * (the shim replaces the socket behind that number), sin_port is what the call wrote into the caller's
+ * address (-1 without -a), or "error ERRNO TEXT" when the call failed.
+ * Exit: 0 every call succeeded, 1 some failed, 64 usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <rpc/rpc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct opts {
+	const char *mode;
+	int count;
+	int type;
+	int family;
+	const char *addr;
+	int flags;
+	int no_listen;
+	int v6only;
+	int close_each;
+};
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: bindresv resv|resv_sa|bind0 N udp|tcp 4|6 [-a ADDR] [-k] [-L] [-v] [-c]\n");
+	exit(64);
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	int i;
+
+	if (argc < 5)
+		usage();
+	memset(o, 0, sizeof *o);
+	o->mode = argv[1];
+	if (strcmp(o->mode, "resv") && strcmp(o->mode, "resv_sa") && strcmp(o->mode, "bind0"))
+		usage();
+	o->count = atoi(argv[2]);
+	if (o->count <= 0)
+		usage();
+	if (!strcmp(argv[3], "udp"))
+		o->type = SOCK_DGRAM;
+	else if (!strcmp(argv[3], "tcp"))
+		o->type = SOCK_STREAM;
+	else
+		usage();
+	if (!strcmp(argv[4], "4"))
+		o->family = AF_INET;
+	else if (!strcmp(argv[4], "6"))
+		o->family = AF_INET6;
+	else
+		usage();
+	for (i = 5; i < argc; i++) {
+		if (!strcmp(argv[i], "-a") && i + 1 < argc)
+			o->addr = argv[++i];
+		else if (!strcmp(argv[i], "-k"))
+			o->flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+		else if (!strcmp(argv[i], "-L"))
+			o->no_listen = 1;
+		else if (!strcmp(argv[i], "-v"))
+			o->v6only = 1;
+		else if (!strcmp(argv[i], "-c"))
+			o->close_each = 1;
+		else
+			usage();
+	}
+}
+
+/* Fills ss with ADDR (or the wildcard) and port 0; returns its length. */
+static socklen_t make_addr(const struct opts *o, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (o->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		if (o->addr && inet_pton(AF_INET, o->addr, &sin->sin_addr) != 1) {
+			fprintf(stderr, "bad IPv4 address %s\n", o->addr);
+			exit(64);
+		}
+		return sizeof *sin;
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		if (o->addr && inet_pton(AF_INET6, o->addr, &sin6->sin6_addr) != 1) {
+			fprintf(stderr, "bad IPv6 address %s\n", o->addr);
+			exit(64);
+		}
+		return sizeof *sin6;
+	}
+}
+
+static int addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* Runs the mode's call on fd; returns its result (errno set on -1). */
+static int call(const struct opts *o, int fd, struct sockaddr_storage *ss, int *given)
+{
+	socklen_t len = make_addr(o, ss);
+
+	*given = o->addr != NULL;
+	if (!strcmp(o->mode, "resv"))
+		return bindresvport(fd, o->addr ? (struct sockaddr_in *)ss : NULL);
+	if (!strcmp(o->mode, "resv_sa"))
+		return bindresvport_sa(fd, o->addr ? (struct sockaddr *)ss : NULL);
+	*given = 0;
+	if (bind(fd, (struct sockaddr *)ss, len) < 0)
+		return -1;
+	if (o->type == SOCK_STREAM && !o->no_listen)
+		return listen(fd, 16);
+	return 0;
+}
+
+static void report(int fd, const struct sockaddr_storage *ss, int given)
+{
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof bound;
+	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+	int acc = 0;
+	socklen_t alen = sizeof acc;
+
+	if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0) {
+		printf("error %d getsockname: %s\n", errno, strerror(errno));
+		return;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen);
+	printf("port=%d fd=%d nonblock=%d cloexec=%d sin_port=%d listening=%d\n",
+	       addr_port(&bound), fd, (fl & O_NONBLOCK) != 0,
+	       (fdfl & FD_CLOEXEC) != 0, given ? addr_port(ss) : -1, acc != 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	int i, failed = 0;
+
+	parse(argc, argv, &o);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 0; i < o.count; i++) {
+		struct sockaddr_storage ss;
+		int given, one = 1;
+		int fd = socket(o.family, o.type | o.flags, 0);
+
+		if (fd < 0) {
+			printf("error %d socket: %s\n", errno, strerror(errno));
+			failed = 1;
+			continue;
+		}
+		if (o.v6only && o.family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		if (call(&o, fd, &ss, &given) < 0) {
+			printf("error %d %s\n", errno, strerror(errno));
+			failed = 1;
+		} else {
+			report(fd, &ss, given);
+		}
+		if (o.close_each)
+			close(fd);
+	}
+	return failed;
+}
