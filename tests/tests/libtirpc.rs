@@ -203,14 +203,22 @@ cases! {
     fn rpcb_getaddr_per_netid(which) {
         let Some((server, rpcb)) = progs() else { return };
         let ns = Namespace::new();
+        // A second local address (and a second v6 one): the answer must
+        // carry whichever address the client asked.
+        ns.add_address("192.0.2.1/24");
+        ns.add_address("2001:db8::1/64");
         let _d = Rpcbind::start(&ns, which, &[]);
         let srv = Server::start(&ns, server_cmd(&ns, &server, &["create", "netpath", PROG, "2"]));
+        let hosts = |netid: &str| {
+            if netid.ends_with('6') { ["::1", "2001:db8::1"] } else { ["127.0.0.1", "192.0.2.1"] }
+        };
         for netid in NETIDS {
-            let host = loopback(netid);
-            let out = client(&ns, &rpcb, &["getaddr", PROG, "2", netid, host]);
-            out.assert_success("rpcb_getaddr");
-            // The wildcard registration is answered with the address asked.
-            assert_eq!(values(&out, "uaddr"), [merged(srv.uaddr(netid), host)], "{netid}");
+            for host in hosts(netid) {
+                let out = client(&ns, &rpcb, &["getaddr", PROG, "2", netid, host]);
+                out.assert_success("rpcb_getaddr");
+                // The wildcard registration is answered with the address asked.
+                assert_eq!(values(&out, "uaddr"), [merged(srv.uaddr(netid), host)], "{netid} {host}");
+            }
         }
         let out = client(&ns, &rpcb, &["getaddr", "100099", "1", "udp", "127.0.0.1"]);
         assert_eq!(out.code(), 1, "{}", out.stdout);
