@@ -1,6 +1,6 @@
 //! Normalisation of client output for differential comparison between our
-//! daemon and the C reference: removes what carries no meaning (ports the
-//! kernel picked, order of lines in unordered listings, whitespace runs).
+//! daemon and the C reference: removes what carries no meaning (order of
+//! rows in unordered listings, whitespace runs).
 //! Pure string functions; no I/O, no RFC.
 
 /// Collapses runs of spaces and tabs to one space and trims line ends,
@@ -19,33 +19,6 @@ pub fn sort_body(s: &str, header: usize) -> String {
     let split = header.min(lines.len());
     lines[split..].sort_unstable();
     lines.join("\n")
-}
-
-/// Replaces every decimal number in `s` that is not one of `keep` by `N`
-/// (for outputs containing kernel-chosen ports or counters).
-pub fn mask_numbers_except(s: &str, keep: &[&str]) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut num = String::new();
-    let flush = |num: &mut String, out: &mut String| {
-        if !num.is_empty() {
-            if keep.contains(&num.as_str()) {
-                out.push_str(num);
-            } else {
-                out.push('N');
-            }
-            num.clear();
-        }
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            flush(&mut num, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut num, &mut out);
-    out
 }
 
 /// In `rpcinfo -m` output, sorts the rows of each "call statistics"
@@ -103,14 +76,6 @@ mod tests {
         assert_eq!(
             sort_stat_tables(s),
             "A\nX call statistics\nprog vers\na 2\nz 1\n\nB\nY call statistics\nh\np\nq"
-        );
-    }
-
-    #[test]
-    fn mask_keeps_listed_numbers() {
-        assert_eq!(
-            mask_numbers_except("100000 2 udp 4242", &["100000", "2"]),
-            "100000 2 udp N"
         );
     }
 }
