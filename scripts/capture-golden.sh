@@ -526,7 +526,7 @@ for i, (kind, uid, fd, msg) in enumerate(events):
             break
     if uid != ctx:
         ctx = uid
-        out.append('@ transport=local peer=uid:%d local=/run/rpcbind.sock' % uid)
+        out.append('@ transport=local uid=%d' % uid)
     out.append('> ' + msg.hex())
     out.append('< ' + (reply.hex() if reply is not None else '-'))
 print('\n'.join(out))

@@ -34,7 +34,7 @@ enum Expect {
 #[derive(Debug)]
 struct Block {
     transport: String,
-    /// `ADDR:PORT`, or `uid:N` on the local transport.
+    /// `ADDR:PORT`, or `uid:N` on the local transport (`uid=N` in the file).
     peer: String,
     /// `ADDR:PORT`, or the socket path on the local transport.
     local: String,
@@ -62,10 +62,20 @@ fn parse(text: &str) -> Vec<Block> {
                     .unwrap_or_else(|| panic!("line {}: no {k}", i + 1))
                     .to_string()
             };
+            let transport = field("transport");
+            // Local contexts name the client's uid instead of addresses.
+            let (peer, local) = if transport == "local" {
+                (
+                    format!("uid:{}", field("uid")),
+                    "/run/rpcbind.sock".to_string(),
+                )
+            } else {
+                (field("peer"), field("local"))
+            };
             blocks.push(Block {
-                transport: field("transport"),
-                peer: field("peer"),
-                local: field("local"),
+                transport,
+                peer,
+                local,
                 exchanges: Vec::new(),
             });
         } else if let Some(h) = line.strip_prefix("> ") {
@@ -148,7 +158,7 @@ fn replay_block(block: &Block) -> Vec<Option<Vec<u8>>> {
 }
 
 /// Sends a local-transport block with `rawsend` running as the block's
-/// uid (`peer=uid:N`), so the daemon sees that uid in SO_PEERCRED.
+/// uid (`uid=N` in the context line), so the daemon sees it in SO_PEERCRED.
 fn replay_local_block(ns: &Namespace, rawsend: &Path, block: &Block) -> Vec<Option<Vec<u8>>> {
     let uid = block
         .peer
