@@ -8,6 +8,7 @@
 //! ([`load`]) reads files under a root directory into those same inputs.
 #![forbid(unsafe_code)]
 
+pub mod alloc;
 pub mod apply;
 pub mod blacklist;
 pub mod check;
