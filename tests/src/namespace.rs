@@ -209,7 +209,10 @@ impl Namespace {
     pub fn new() -> Namespace {
         let script = "ip link set lo up && mount -t tmpfs -o mode=0755 tmpfs /run \
                       && echo ready && exec sleep 3600";
-        let mut holder = Command::new("unshare")
+        // --pdeathsig: if the test process dies without unwinding (SIGKILL,
+        // a timeout), the holder dies too and the namespace goes away.
+        let mut holder = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "unshare"])
             .args(["-n", "-m", "--propagation", "private", "sh", "-c", script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -241,9 +244,11 @@ impl Namespace {
     }
 
     /// A command that runs `prog` inside the namespace (network and mount).
+    /// The process is killed if the test process dies (setpriv
+    /// --pdeathsig; nsenter does not fork, so the pid is the program's).
     pub fn command(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg("-t")
+        let mut c = Command::new("setpriv");
+        c.args(["--pdeathsig", "KILL", "nsenter", "-t"])
             .arg(self.pid.to_string())
             .args(["-n", "-m", "--"])
             .arg(prog);
