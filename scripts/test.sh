@@ -58,6 +58,11 @@ trap 'rm -f "$test_log"' EXIT
 if step "build" 600 cargo build --workspace --all-targets; then
     step "tests" 600 bash -o pipefail -c 'cargo test --workspace --no-fail-fast 2>&1 | tee "$0"' "$test_log"
     failing=$(grep -E '^test .* \.\.\. FAILED$' "$test_log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/' | sort -u)
+    for impl in ours reference; do
+        ok=$(grep -cE "^test .*::$impl \.\.\. ok$" "$test_log" || true)
+        bad=$(grep -cE "^test .*::$impl \.\.\. FAILED$" "$test_log" || true)
+        results+=("note    per-daemon cases against $impl: $ok passed, $bad failed")
+    done
     skipped=$(grep -c '^skipping ' "$test_log" || true)
     [ "$skipped" -gt 0 ] && results+=("note    $skipped test(s) skipped themselves (see 'skipping' lines)")
     while IFS= read -r t; do
