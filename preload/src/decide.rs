@@ -66,7 +66,10 @@ pub enum Fallback {
     UnsupportedProtocol(i32),
     AlreadyBound(u16),
     /// The address's family differs from the socket's.
-    FamilyMismatch { socket: i32, addr: i32 },
+    FamilyMismatch {
+        socket: i32,
+        addr: i32,
+    },
     /// A link-local address with a scope id: numeric text would lose it.
     ScopedAddress,
     /// `bind()` to a port other than 0: not the shim's business.
@@ -147,7 +150,11 @@ pub fn decide(call: Call, info: &SockInfo, requested: Requested) -> Result<Reque
 }
 
 /// The bind address to ask for: `None` for the wildcard.
-fn requested_addr(call: Call, domain: i32, requested: Requested) -> Result<Option<IpAddr>, Fallback> {
+fn requested_addr(
+    call: Call,
+    domain: i32,
+    requested: Requested,
+) -> Result<Option<IpAddr>, Fallback> {
     let sa = match requested {
         // bind() always has an address; NULL is bindresvport's wildcard.
         Requested::Null if call == Call::Resv => return Ok(None),

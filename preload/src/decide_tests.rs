@@ -29,7 +29,10 @@ fn v6(ip: Ipv6Addr, port: u16, scope: u32) -> Requested {
 
 #[test]
 fn bindresvport_null_asks_for_a_privileged_wildcard_port_of_the_socket_family() {
-    for (domain, family) in [(libc::AF_INET, Family::Inet), (libc::AF_INET6, Family::Inet6)] {
+    for (domain, family) in [
+        (libc::AF_INET, Family::Inet),
+        (libc::AF_INET6, Family::Inet6),
+    ] {
         for (ty, st) in [
             (libc::SOCK_DGRAM, Socktype::Dgram),
             (libc::SOCK_STREAM, Socktype::Stream),
@@ -240,5 +243,8 @@ fn cloexec_is_carried_by_dup3_and_nonblock_by_the_status_flags() {
         libc::O_RDWR | libc::O_NONBLOCK
     );
     // received non-blocking (the daemon's runtime), caller blocking: cleared
-    assert_eq!(plain.status_for(libc::O_RDWR | libc::O_NONBLOCK), libc::O_RDWR);
+    assert_eq!(
+        plain.status_for(libc::O_RDWR | libc::O_NONBLOCK),
+        libc::O_RDWR
+    );
 }

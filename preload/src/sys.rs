@@ -294,7 +294,13 @@ fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int> {
     let mut len = size_of::<c_int>() as socklen_t;
     // SAFETY: `value` and `len` are valid for writes of the sizes given.
     let rc = unsafe {
-        libc::getsockopt(fd, level, name, (&mut value as *mut c_int).cast::<c_void>(), &mut len)
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut c_int).cast::<c_void>(),
+            &mut len,
+        )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
@@ -326,8 +332,8 @@ fn bound_port(fd: RawFd) -> io::Result<u16> {
 /// Domain, type, protocol, bound port and IPV6_V6ONLY of `fd`.
 pub fn sock_info(fd: RawFd) -> io::Result<SockInfo> {
     let domain = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
-    let v6only = domain == libc::AF_INET6
-        && getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)? != 0;
+    let v6only =
+        domain == libc::AF_INET6 && getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)? != 0;
     Ok(SockInfo {
         domain,
         socktype: getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?,

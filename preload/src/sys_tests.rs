@@ -54,7 +54,11 @@ fn sock_info_fails_on_a_non_socket() {
 fn put_in_place_keeps_the_number_and_the_callers_nonblock_and_cloexec() {
     for (ty, nonblock, cloexec) in [
         (libc::SOCK_DGRAM, false, false),
-        (libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, true, true),
+        (
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            true,
+            true,
+        ),
         (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, false, true),
         (libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, true, false),
     ] {
@@ -69,7 +73,11 @@ fn put_in_place_keeps_the_number_and_the_callers_nonblock_and_cloexec() {
         let received = OwnedFd::from(received);
         put_in_place(&received, sd, flags).unwrap();
         drop(received);
-        assert_eq!(sock_info(sd).unwrap().bound_port, port, "sd names the new socket");
+        assert_eq!(
+            sock_info(sd).unwrap().bound_port,
+            port,
+            "sd names the new socket"
+        );
         assert_eq!(is_nonblock(sd), nonblock, "O_NONBLOCK for {ty:#x}");
         assert_eq!(is_cloexec(sd), cloexec, "FD_CLOEXEC for {ty:#x}");
         // still usable after the received descriptor is closed
@@ -101,7 +109,11 @@ fn addresses_are_read_by_family_and_length() {
             read_sockaddr_len(p, size_of::<sockaddr_in>() as socklen_t),
             Requested::Addr(v4)
         );
-        assert_eq!(read_sockaddr_len(p, 8), Requested::Other(libc::AF_INET), "truncated");
+        assert_eq!(
+            read_sockaddr_len(p, 8),
+            Requested::Other(libc::AF_INET),
+            "truncated"
+        );
         assert_eq!(read_sockaddr_in(std::ptr::null()), Requested::Null);
     }
 }
@@ -139,4 +151,34 @@ fn bind_passes_straight_to_libc_when_bind0_is_off() {
     let again = s.into_raw_fd();
     // SAFETY: closing the descriptor taken out of the OwnedFd above.
     unsafe { libc::close(again) };
+}
+
+#[test]
+fn bindresvport_falls_back_to_the_real_function_when_not_served() {
+    // The test binary links no libtirpc: the real function is glibc's.
+    // Served or not, a root caller gets a reserved port and a non-root
+    // caller EACCES, as from glibc alone.
+    let s = unbound(libc::AF_INET, libc::SOCK_DGRAM);
+    // SAFETY: a NULL sin is allowed.
+    let rc = unsafe { bindresvport(s.as_raw_fd(), std::ptr::null_mut()) };
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        let port = sock_info(s.as_raw_fd()).unwrap().bound_port;
+        assert!((512..1024).contains(&port), "port {port}");
+    } else {
+        assert_eq!(rc, -1);
+        assert_eq!(errno(), libc::EACCES);
+    }
+}
+
+#[test]
+fn a_missing_real_function_reports_enosys_and_leaves_the_socket_alone() {
+    // No libtirpc in this process: bindresvport_sa has no real definition.
+    // A unix socket is never served, so this reaches the (absent) real one.
+    let s = unbound(libc::AF_UNIX, libc::SOCK_DGRAM);
+    // SAFETY: a NULL sa is allowed.
+    let rc = unsafe { bindresvport_sa(s.as_raw_fd(), std::ptr::null_mut()) };
+    assert_eq!((rc, errno()), (-1, libc::ENOSYS));
+    assert!(sock_info(s.as_raw_fd()).is_ok());
 }

@@ -17,8 +17,8 @@
  *            open, so N calls hold N distinct ports)
  *
  * Output, one line per call:
- *   port=P fd=F nonblock=0|1 cloexec=0|1 sin_port=P listening=0|1
- * where P is the port getsockname() reports on the caller's descriptor
+ *   proto=udp|tcp family=4|6 addr=A port=P fd=F nonblock=0|1 cloexec=0|1 sin_port=P listening=0|1
+ * where A and P are the address and port getsockname() reports on the caller's descriptor
  * (the shim replaces the socket behind that number), sin_port is what the call wrote into the caller's
  * address (-1 without -a), or "error ERRNO TEXT" when the call failed.
  * Exit: 0 every call succeeded, 1 some failed, 64 usage.
@@ -117,6 +117,14 @@ static socklen_t make_addr(const struct opts *o, struct sockaddr_storage *ss)
 	}
 }
 
+static const char *addr_text(const struct sockaddr_storage *ss, char *buf, socklen_t len)
+{
+	const void *a = ss->ss_family == AF_INET
+		? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+		: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	return inet_ntop(ss->ss_family, a, buf, len) ? buf : "?";
+}
+
 static int addr_port(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
@@ -142,12 +150,13 @@ static int call(const struct opts *o, int fd, struct sockaddr_storage *ss, int *
 	return 0;
 }
 
-static void report(int fd, const struct sockaddr_storage *ss, int given)
+static void report(const struct opts *o, int fd, const struct sockaddr_storage *ss, int given)
 {
 	struct sockaddr_storage bound;
 	socklen_t len = sizeof bound;
 	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
 	int acc = 0;
+	char text[INET6_ADDRSTRLEN];
 	socklen_t alen = sizeof acc;
 
 	if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0) {
@@ -155,9 +164,10 @@ static void report(int fd, const struct sockaddr_storage *ss, int given)
 		return;
 	}
 	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen);
-	printf("port=%d fd=%d nonblock=%d cloexec=%d sin_port=%d listening=%d\n",
-	       addr_port(&bound), fd, (fl & O_NONBLOCK) != 0,
-	       (fdfl & FD_CLOEXEC) != 0, given ? addr_port(ss) : -1, acc != 0);
+	printf("proto=%s family=%d addr=%s port=%d fd=%d nonblock=%d cloexec=%d sin_port=%d listening=%d\n",
+	       o->type == SOCK_STREAM ? "tcp" : "udp", o->family == AF_INET ? 4 : 6,
+	       addr_text(&bound, text, sizeof text), addr_port(&bound), fd, (fl & O_NONBLOCK) != 0, (fdfl & FD_CLOEXEC) != 0,
+	       given ? addr_port(ss) : -1, acc != 0);
 }
 
 int main(int argc, char **argv)
@@ -183,7 +193,7 @@ int main(int argc, char **argv)
 			printf("error %d %s\n", errno, strerror(errno));
 			failed = 1;
 		} else {
-			report(fd, &ss, given);
+			report(&o, fd, &ss, given);
 		}
 		if (o.close_each)
 			close(fd);
