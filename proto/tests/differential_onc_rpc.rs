@@ -38,7 +38,11 @@ fn canonical_auth(auth: &OpaqueAuth<'_>) -> Vec<u8> {
     match AuthSys::from_body(auth.body) {
         Ok(sys) if auth.flavor == AuthFlavor::SYS => {
             let body = sys.to_xdr();
-            OpaqueAuth { flavor: auth.flavor, body: &body }.to_xdr()
+            OpaqueAuth {
+                flavor: auth.flavor,
+                body: &body,
+            }
+            .to_xdr()
         }
         _ => auth.to_xdr(),
     }
