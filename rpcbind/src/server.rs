@@ -241,7 +241,9 @@ async fn accept_tcp(listener: TcpListener, (transport, shared, table, limits): T
             peer_uid: None,
         };
         let guard = table.admit();
-        tokio::spawn(stream::serve(conn, ctx, shared.clone(), guard, limits));
+        let (read, write) = conn.into_split();
+        let halves = stream::Halves { read, write };
+        tokio::spawn(stream::serve(halves, ctx, shared.clone(), guard, limits));
     }
 }
 
@@ -266,7 +268,9 @@ async fn accept_local(
             peer_uid: conn.peer_cred().ok().map(|c| c.uid()),
         };
         let guard = table.admit();
-        tokio::spawn(stream::serve(conn, ctx, shared.clone(), guard, limits));
+        let (read, write) = conn.into_split();
+        let halves = stream::Halves { read, write };
+        tokio::spawn(stream::serve(halves, ctx, shared.clone(), guard, limits));
     }
 }
 

@@ -117,18 +117,27 @@ impl OutQueue {
     }
 }
 
+/// The two halves of a connection (`into_split` of a TCP or Unix stream,
+/// which need no lock between them).
+#[derive(Debug)]
+pub struct Halves<R, W> {
+    pub read: R,
+    pub write: W,
+}
+
 /// Serves one connection until it ends; `ctx` describes the transport and
 /// peer, `guard` keeps its place in the connection table.
-pub async fn serve<S>(
-    stream: S,
+pub async fn serve<R, W>(
+    halves: Halves<R, W>,
     ctx: RequestContext,
     shared: Arc<Shared>,
     guard: ConnGuard,
     limits: StreamLimits,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let end = run(stream, &ctx, &shared, &guard, limits).await;
+    let end = run(halves, &ctx, &shared, &guard, limits).await;
     tracing::debug!(
         "{} connection from {} closed: {end}",
         ctx.transport.netid(),
@@ -137,17 +146,21 @@ pub async fn serve<S>(
     );
 }
 
-async fn run<S>(
-    stream: S,
+async fn run<R, W>(
+    halves: Halves<R, W>,
     ctx: &RequestContext,
     shared: &Shared,
     guard: &ConnGuard,
     limits: StreamLimits,
 ) -> End
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let (mut rd, mut stream) = tokio::io::split(stream);
+    let Halves {
+        read: mut rd,
+        write: mut stream,
+    } = halves;
     let mut records = RecordAssembler::new(limits.max_record);
     let mut out = OutQueue::default();
     let mut rbuf = vec![0u8; READ_CHUNK];
