@@ -62,13 +62,13 @@ pub struct Rpcbind<'ns> {
 
 impl<'ns> Rpcbind<'ns> {
     /// Starts `which` with `-f` and `extra` arguments and waits until the
-    /// local socket exists and TCP port 111 listens. Panics (with the
-    /// daemon's stderr) when it does not within `START_TIMEOUT`.
+    /// local socket exists and TCP and UDP port 111 are bound. Panics
+    /// (with the daemon's stderr) when it does not within `START_TIMEOUT`.
     pub fn start(ns: &'ns Namespace, which: Impl, extra: &[&str]) -> Rpcbind<'ns> {
         Rpcbind::start_on(ns, which, extra, 111)
     }
 
-    /// Like `start`, waiting for TCP `port` instead of 111 (for a
+    /// Like `start`, waiting for `port` instead of 111 (for a
     /// namespace whose /etc/services names another port).
     pub fn start_on(ns: &'ns Namespace, which: Impl, extra: &[&str], port: u16) -> Rpcbind<'ns> {
         let mut args = vec!["-f"];
@@ -79,8 +79,9 @@ impl<'ns> Rpcbind<'ns> {
         daemon
     }
 
-    /// Ready when the local socket exists and TCP port 111 listens. No RPC
-    /// call is made, so the daemon's statistics (`rpcinfo -m`) start at 0.
+    /// Ready when the local socket exists and TCP and UDP `port` are
+    /// bound. No RPC call is made, so the statistics (`rpcinfo -m`) start
+    /// at 0.
     fn wait_ready(&mut self, port: u16) {
         let deadline = Instant::now() + START_TIMEOUT;
         let sock = self.ns.host_path("/run/rpcbind.sock");
@@ -106,12 +107,13 @@ impl<'ns> Rpcbind<'ns> {
         }
     }
 
+    /// Both a TCP listener and a UDP socket on `port` exist.
     fn listens_on(&self, port: u16) -> bool {
         let filter = format!("sport = :{port}");
-        let out = self
-            .ns
-            .run("ss", &["-Hltn", &filter], Duration::from_secs(3));
-        out.success() && !out.stdout.trim().is_empty()
+        ["-Hltn", "-Hlun"].iter().all(|kind| {
+            let out = self.ns.run("ss", &[kind, &filter], Duration::from_secs(3));
+            out.success() && !out.stdout.trim().is_empty()
+        })
     }
 
     /// Sends SIGTERM and waits (bounded) for the daemon to exit.
