@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -56,6 +57,8 @@ pub struct Shared {
     engine: Mutex<Engine>,
     calllog: Option<CallLog>,
     abort_on_error: bool,
+    /// Reply bytes waiting in every connection's queue.
+    queued_replies: AtomicUsize,
 }
 
 impl Shared {
@@ -65,7 +68,13 @@ impl Shared {
             engine: Mutex::new(engine),
             calllog,
             abort_on_error,
+            queued_replies: AtomicUsize::new(0),
         }
+    }
+
+    /// The daemon-wide count of queued reply bytes (see `stream`).
+    pub fn queued_replies(&self) -> &AtomicUsize {
+        &self.queued_replies
     }
 
     /// Answers one request through the engine.

@@ -230,3 +230,30 @@ fn full_table_closes_the_longest_idle_connection() {
         assert_eq!(read_record(s).map(|r| word(&r, 0)), Some(xid));
     }
 }
+
+#[test]
+fn replies_over_the_daemon_wide_budget_close_at_once() {
+    let cfg = ServeConfig {
+        stream: StreamLimits {
+            max_queued: 16,
+            max_queued_total: 100,
+            ..StreamLimits::default()
+        },
+        ..ServeConfig::default()
+    };
+    let h = start("budget", cfg);
+    let mut s = TcpStream::connect(h.tcp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A DUMP reply (three own registrations, well over 100 bytes) is more
+    // than this daemon may hold: the connection closes without waiting
+    // for the 30 s write-stall limit. A small reply still goes out.
+    s.write_all(&record(&call(30, 2, 0, &[]))).unwrap();
+    assert_eq!(read_record(&mut s).map(|r| word(&r, 0)), Some(30));
+    let started = std::time::Instant::now();
+    s.write_all(&record(&call(31, 4, 4, &[]))).unwrap();
+    assert!(
+        read_record(&mut s).is_none(),
+        "DUMP over the budget was sent"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

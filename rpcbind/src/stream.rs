@@ -17,6 +17,7 @@
 //! On end of input the replies already due are still written, then the
 //! connection closes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,12 @@ pub struct StreamLimits {
     pub max_record: usize,
     /// Reply bytes queued beyond which no further request is read.
     pub max_queued: usize,
+    /// Reply bytes queued by all connections together beyond which a
+    /// connection holding more than `max_queued` is closed at once
+    /// (instead of after `write_stall`), so that many clients asking for
+    /// large replies and never reading cannot make the daemon hold them
+    /// all.
+    pub max_queued_total: usize,
     /// How long queued replies may wait without any progress.
     pub write_stall: Duration,
     /// How long a connection may stay without any traffic.
@@ -49,6 +56,7 @@ impl Default for StreamLimits {
             // connection there too.
             max_record: proto::rpcb::RPC_MAXDATASIZE as usize,
             max_queued: 64 * 1024,
+            max_queued_total: 128 * 1024 * 1024,
             write_stall: Duration::from_secs(30),
             idle: Duration::from_secs(120),
         }
@@ -68,6 +76,7 @@ enum End {
     Idle,
     WriteStall,
     Evicted,
+    OverBudget,
 }
 
 impl std::fmt::Display for End {
@@ -80,18 +89,39 @@ impl std::fmt::Display for End {
             End::Idle => f.write_str("idle timeout"),
             End::WriteStall => f.write_str("replies not read in time"),
             End::Evicted => f.write_str("connection table full"),
+            End::OverBudget => f.write_str("too many reply bytes queued daemon-wide"),
         }
     }
 }
 
-/// Reply bytes waiting to be written.
-#[derive(Debug, Default)]
-struct OutQueue {
+/// Reply bytes waiting to be written, counted in a daemon-wide total.
+#[derive(Debug)]
+struct OutQueue<'a> {
     buf: Vec<u8>,
     pos: usize,
+    total: &'a AtomicUsize,
 }
 
-impl OutQueue {
+impl Drop for OutQueue<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.len(), Ordering::Relaxed);
+    }
+}
+
+impl<'a> OutQueue<'a> {
+    fn new(total: &'a AtomicUsize) -> Self {
+        OutQueue {
+            buf: Vec::new(),
+            pos: 0,
+            total,
+        }
+    }
+
+    /// The bytes queued by every connection.
+    fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
     fn len(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -101,7 +131,9 @@ impl OutQueue {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.extend_from_slice(&encode_record(reply));
+        let record = encode_record(reply);
+        self.total.fetch_add(record.len(), Ordering::Relaxed);
+        self.buf.extend_from_slice(&record);
     }
 
     fn pending(&self) -> &[u8] {
@@ -109,10 +141,14 @@ impl OutQueue {
     }
 
     fn advance(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.total.fetch_sub(n, Ordering::Relaxed);
         self.pos += n;
         if self.pos >= self.buf.len() {
             self.buf.clear();
             self.pos = 0;
+            // Do not keep a large reply's buffer for the connection's life.
+            self.buf.shrink_to(READ_CHUNK);
         }
     }
 }
@@ -162,7 +198,7 @@ where
         write: mut stream,
     } = halves;
     let mut records = RecordAssembler::new(limits.max_record);
-    let mut out = OutQueue::default();
+    let mut out = OutQueue::new(shared.queued_replies());
     let mut rbuf = vec![0u8; READ_CHUNK];
     let mut eof = false;
     let mut last_progress = Instant::now();
@@ -170,7 +206,12 @@ where
         while out.len() < limits.max_queued {
             let Some(record) = records.pop() else { break };
             match shared.handle(&record, ctx) {
-                Outcome::Reply(reply) => out.push(&reply),
+                Outcome::Reply(reply) => {
+                    out.push(&reply);
+                    if out.len() > limits.max_queued && out.total() > limits.max_queued_total {
+                        return End::OverBudget;
+                    }
+                }
                 Outcome::Close => return flush_then(stream, out, limits, End::NotACall).await,
                 _ => {}
             }
@@ -223,7 +264,7 @@ where
 
 /// Writes what is queued (bounded by the write-stall limit); the caller
 /// then drops (closes) the stream.
-async fn flush_then<S>(mut stream: S, out: OutQueue, limits: StreamLimits, end: End) -> End
+async fn flush_then<S>(mut stream: S, out: OutQueue<'_>, limits: StreamLimits, end: End) -> End
 where
     S: AsyncWrite + Unpin,
 {
@@ -246,13 +287,22 @@ mod tests {
 
     #[test]
     fn out_queue_keeps_order_and_compacts() {
-        let mut q = OutQueue::default();
+        let total = AtomicUsize::new(0);
+        let mut q = OutQueue::new(&total);
         q.push(b"abcd");
         assert_eq!(q.pending(), [0x80, 0, 0, 4, b'a', b'b', b'c', b'd']);
         q.advance(6);
         q.push(b"ef");
         assert_eq!(q.pending(), [b'c', b'd', 0x80, 0, 0, 2, b'e', b'f']);
+        assert_eq!(total.load(Ordering::Relaxed), 8);
         q.advance(8);
         assert_eq!(q.len(), 0);
+        q.push(b"gh");
+        drop(q);
+        assert_eq!(
+            total.load(Ordering::Relaxed),
+            0,
+            "a dropped queue leaves the total"
+        );
     }
 }
