@@ -286,6 +286,18 @@ fn bound_port(fd: &OwnedFd) -> Result<u16, AllocError> {
     )))
 }
 
+/// `SD_LISTEN_FDS_START`: the first descriptor of socket activation.
+pub const LISTEN_FDS_START: i32 = 3;
+
+/// Makes `fd` descriptor 3 of this process without FD_CLOEXEC, for a
+/// program about to be exec'd with `LISTEN_FDS=1` (the socket-activation
+/// convention). Whatever descriptor 3 was is closed. Call it right before
+/// exec, with no other thread running: any other owner of descriptor 3 in
+/// this process is invalidated.
+pub fn install_listen_fd(fd: OwnedFd) -> std::io::Result<()> {
+    sys::install_inheritable(fd, LISTEN_FDS_START)
+}
+
 /// A starting xid that differs between processes and runs.
 fn initial_xid() -> u32 {
     let nanos = std::time::SystemTime::now()

@@ -48,3 +48,25 @@ pub(crate) fn scm_rights_in(space: &[u8]) -> Vec<OwnedFd> {
         .map(own_received_fd)
         .collect()
 }
+
+/// Makes `fd` the descriptor `target` of this process, inheritable across
+/// exec (FD_CLOEXEC clear), and leaves it open for the program about to
+/// be exec'd. Whatever `target` was before is closed by dup2(), atomically.
+pub(crate) fn install_inheritable(fd: OwnedFd, target: RawFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    if fd.as_raw_fd() == target {
+        // dup2() onto itself would keep FD_CLOEXEC: clear it instead.
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
+        let _ = fd.into_raw_fd();
+        return Ok(());
+    }
+    // SAFETY: `target` may be a descriptor this process holds under another
+    // owner; dup2() replaces it, which is what the caller asks for right
+    // before exec (documented on `install_listen_fd`), when no other code
+    // runs that could still use it.
+    let installed = unsafe { nix::unistd::dup2_raw(&fd, target) }?;
+    // Deliberately not closed: it is for the exec'd program.
+    let _ = installed.into_raw_fd();
+    Ok(())
+}

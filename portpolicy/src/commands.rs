@@ -22,7 +22,7 @@ macro_rules! say {
 
 /// Write to stdout; a closed pipe (`portpolicy pool | head`) ends the
 /// process quietly, as SIGPIPE would, instead of panicking.
-fn emit(text: &str, newline: bool) {
+pub(crate) fn emit(text: &str, newline: bool) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let result = out.write_all(text.as_bytes()).and_then(|_| {
@@ -112,7 +112,7 @@ fn load_all(ctx: &Context) -> Result<Loaded, Failure> {
     })
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
         status: 1,
         message: e.to_string(),

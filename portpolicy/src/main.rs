@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod service;
 
 use clap::{Parser, Subcommand};
 use portpolicy::load::Paths;
@@ -33,6 +34,10 @@ struct Cli {
     /// Tests only: the sysctl tree instead of /proc/sys.
     #[arg(long, global = true, hide = true, value_name = "DIR")]
     proc_sys: Option<PathBuf>,
+    /// Tests only: the allocation service's socket instead of
+    /// @/run/rpcbind.sock and /run/rpcbind.sock.
+    #[arg(long, global = true, hide = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +75,61 @@ enum Command {
         #[arg(long, default_value = "tcp")]
         proto: Protocol,
     },
+    /// Get a socket from the allocation service and exec CMD with it as
+    /// fd 3 (LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES).
+    #[command(group(clap::ArgGroup::new("want").required(true).args(["pool", "port", "name"])))]
+    Exec {
+        /// Any pool port.
+        #[arg(long)]
+        pool: bool,
+        /// Exactly this port (it must be in the pool).
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// The reservation NAME (the daemon keeps its copy).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["bind", "register"])]
+        name: Option<String>,
+        /// A TCP socket, listening (the default).
+        #[arg(long, conflicts_with = "udp")]
+        tcp: bool,
+        /// A UDP socket.
+        #[arg(long)]
+        udp: bool,
+        /// Numeric address to bind (default: 0.0.0.0; an IPv6 address
+        /// makes an IPv6 socket).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::IpAddr>,
+        /// Register PROG:VERS with rpcbind for the port in the same step.
+        #[arg(long, value_name = "PROG:VERS")]
+        register: Option<RegisterArg>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Make the daemon stop holding reservation NAME (the portrelease way;
+    /// see the README for the race this leaves).
+    Release {
+        /// The reservation.
+        name: String,
+    },
+    /// Leases and reservations of the allocation service.
+    Leases,
+}
+
+/// `PROG:VERS`.
+#[derive(Debug, Clone, Copy)]
+pub struct RegisterArg(u32, u32);
+
+impl std::str::FromStr for RegisterArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not PROG:VERS (two numbers)");
+        let (p, v) = s.split_once(':').ok_or_else(bad)?;
+        Ok(RegisterArg(
+            p.parse().map_err(|_| bad())?,
+            v.parse().map_err(|_| bad())?,
+        ))
+    }
 }
 
 /// `PORT[/tcp|/udp]`.
@@ -139,6 +199,36 @@ fn main() -> ExitCode {
             range.map_or(PortRange::new(512, 1023), |r| r.0),
             proto,
         ),
+        Command::Exec {
+            pool: _,
+            port,
+            name,
+            tcp: _,
+            udp,
+            bind,
+            register,
+            command,
+        } => {
+            let want = match (port, name) {
+                (Some(p), _) => service::Want::Port(p),
+                (None, Some(n)) => service::Want::Name(n),
+                (None, None) => service::Want::Pool,
+            };
+            let args = service::ExecArgs {
+                want,
+                socktype: if udp {
+                    portalloc::Socktype::Dgram
+                } else {
+                    portalloc::Socktype::Stream
+                },
+                bind,
+                register: register.map(|r| (r.0, r.1)),
+                command,
+            };
+            service::exec(&ctx, cli.socket.as_deref(), &args)
+        }
+        Command::Release { name } => service::release(&ctx, cli.socket.as_deref(), &name),
+        Command::Leases => service::leases(&ctx, cli.socket.as_deref()),
     };
     match result {
         Ok(status) => status.into(),
