@@ -1,6 +1,8 @@
 //! The `portpolicy` command: shows the port policy, says who holds a port
-//! and why, checks the host and applies the policy to kernel and libc.
-//! Does I/O (files, /proc, netlink) through the library's I/O layer.
+//! and why, checks the host and applies the policy to kernel and libc;
+//! `exec`, `release` and `leases` talk to the rpcbind daemon's allocation
+//! service. Does I/O (files, /proc, netlink) through the library's I/O
+//! layer, and the daemon's local socket through the `portalloc` client.
 //!
 //! Exit status: 0 all well, 1 problems found (or a change failed),
 //! 2 usage or configuration error.
