@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::engine::{Outcome, RequestContext};
-use proto::record::{encode_record, RecordAssembler};
+use proto::record::{encode_record, record_mark, RecordAssembler, MAX_FRAGMENT_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
@@ -131,9 +131,17 @@ impl<'a> OutQueue<'a> {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let record = encode_record(reply);
-        self.total.fetch_add(record.len(), Ordering::Relaxed);
-        self.buf.extend_from_slice(&record);
+        let before = self.buf.len();
+        match u32::try_from(reply.len()) {
+            // One fragment, written straight into the queue.
+            Ok(len) if len <= MAX_FRAGMENT_LEN => {
+                self.buf.extend_from_slice(&record_mark(len, true));
+                self.buf.extend_from_slice(reply);
+            }
+            _ => self.buf.extend_from_slice(&encode_record(reply)),
+        }
+        self.total
+            .fetch_add(self.buf.len() - before, Ordering::Relaxed);
     }
 
     fn pending(&self) -> &[u8] {
