@@ -86,22 +86,50 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> RunOutput {
             }
         }
     };
+    // A process it left behind (a daemon that forked) may hold the pipes
+    // open: wait for the end of the output only briefly, keep what came.
+    let grace_end = Instant::now() + Duration::from_secs(1);
     RunOutput {
         timed_out: status.is_none(),
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: out.finish(grace_end),
+        stderr: err.finish(grace_end),
     }
 }
 
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
+/// Output being read from a pipe by a helper thread.
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Drain {
+    /// The output so far, after waiting until `deadline` at most for its end.
+    fn finish(self, deadline: Instant) -> String {
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let bytes = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buf);
+    let (tx, done) = mpsc::channel();
     thread::spawn(move || {
-        let mut s = Vec::new();
         if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut s);
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = r.read(&mut chunk) {
+                if let Ok(mut b) = sink.lock() {
+                    b.extend_from_slice(&chunk[..n]);
+                }
+            }
         }
-        String::from_utf8_lossy(&s).into_owned()
-    })
+        let _ = tx.send(());
+    });
+    Drain { buf, done }
 }
 
 /// A process running in the background; killed and reaped on drop.

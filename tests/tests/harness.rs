@@ -86,3 +86,24 @@ fn reference_daemon_starts_and_is_killed_on_drop() {
         "daemon must be reaped"
     );
 }
+
+#[test]
+fn run_is_bounded_even_when_output_stays_open() {
+    if !require_root("run_is_bounded_even_when_output_stays_open") {
+        return;
+    }
+    let ns = Namespace::new();
+    let start = std::time::Instant::now();
+    let out = ns.run("sleep", &["30"], Duration::from_millis(300));
+    assert!(out.timed_out && out.status.is_none(), "{out:?}");
+    // A background child keeps stdout open after the shell exits.
+    let out = ns.run("sh", &["-c", "sleep 30 & echo hi"], T);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, "hi\n");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    // Dropping the namespace kills the leftover sleep.
+}
