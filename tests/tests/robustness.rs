@@ -399,6 +399,35 @@ cases! {
         drop(held);
     }
 
+    fn concurrent_udp_and_tcp_clients_all_answered(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        let failures = ns.in_netns(|| {
+            let workers: Vec<_> = (0..16)
+                .map(|i| {
+                    std::thread::spawn(move || {
+                        let to = "127.0.0.1:111".parse().expect("addr");
+                        let t = if i % 2 == 0 {
+                            Target::Udp { to, bind: None }
+                        } else {
+                            Target::Tcp { to, bind: None }
+                        };
+                        (0..25)
+                            .filter(|_| {
+                                pmap_getport(&t, 100000, 2, IPPROTO_UDP, Duration::from_secs(3))
+                                    .map(|(p, _)| p)
+                                    .ok()
+                                    != Some(111)
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("worker")).sum::<usize>()
+        });
+        assert_eq!(failures, 0, "{}: unanswered of 400 concurrent GETPORTs", which.name());
+    }
+
     fn silent_tcp_client_does_not_delay_udp(which) {
         let ns = Namespace::new();
         let _d = Rpcbind::start(&ns, which, &[]);
