@@ -46,6 +46,7 @@ fn main() -> ExitCode {
     }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<AlreadyReported>() => ExitCode::from(1),
         Err(e) => {
             if !cli.foreground {
                 tracing::error!("{e:#}");
@@ -56,11 +57,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error the user has already been told about.
+#[derive(Debug, thiserror::Error)]
+#[error("already reported")]
+struct AlreadyReported;
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     logging::init(cli.foreground, cli.debug);
     let lock = InstanceLock::acquire(Path::new(lock::LOCK_PATH))?;
     if !nix::unistd::geteuid().is_root() {
-        anyhow::bail!("Sorry. You are not superuser");
+        // The C daemon's words, without the program name.
+        eprintln!("Sorry. You are not superuser");
+        return Err(AlreadyReported.into());
     }
     let ports = services::ports(Path::new(services::SERVICES_PATH));
     let cfg = ListenConfig::standard(ports.udp, ports.tcp, cli.hosts.clone());
