@@ -177,6 +177,17 @@ fn own_registrations(ns: &Namespace, t: &mut Transcript) {
     t.rpcinfo(ns, &["-a", "127.0.0.1.0.111", "-T", "udp", "100000", "2"]);
     t.rpcinfo(ns, &["-a", "::1.0.111", "-T", "tcp6", "100000"]);
     t.rpcinfo(ns, &["-d", "100003", "1"]);
+    // An unprivileged client: no reserved source port, another uid.
+    for args in [
+        &[][..],
+        &["-s"],
+        &["-p"],
+        &["-p", "127.0.0.1"],
+        &["-T", "udp", "127.0.0.1", "100000"],
+    ] {
+        t.rpcinfo_as_nobody(ns, args);
+    }
+    t.rpcinfo_as_nobody(ns, &["-d", "100000", "2"]);
     t.stats(ns);
 }
 
