@@ -86,6 +86,7 @@ fn caller(i: usize) -> Caller {
         uid,
         gids: vec![uid, 50],
         unit: None,
+        start_time: None,
     }
 }
 

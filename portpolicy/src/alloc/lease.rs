@@ -36,6 +36,11 @@ pub struct Lease {
     /// The owning process; `None` once it is gone (the lease then lasts
     /// until nobody binds the port any more).
     pub pid: Option<i32>,
+    /// The owner's start time (/proc/PID/stat field 22), when known: after
+    /// a daemon restart, a process with the same pid but another start
+    /// time is not the owner.
+    #[serde(default)]
+    pub start_time: Option<u64>,
     /// The owner's uid (quota, RELEASE permission).
     pub uid: u32,
     /// When it was granted, unix seconds.

@@ -20,7 +20,7 @@
 //!
 //! let policy = AllocPolicy::compute(&Config::default(), &Sources::default()).unwrap();
 //! let mut alloc = Allocator::new(policy, Settings::default());
-//! let caller = Caller { pid: 4242, uid: 0, gids: vec![0], unit: None };
+//! let caller = Caller { pid: 4242, uid: 0, gids: vec![0], unit: None, start_time: None };
 //! let args = AllocArgs::pool(Family::Inet, Socktype::Stream);
 //! let now = 1_700_000_000;
 //!
@@ -106,6 +106,10 @@ pub struct Caller {
     pub gids: Vec<u32>,
     /// The systemd unit from /proc/PID/cgroup, if any.
     pub unit: Option<String>,
+    /// The process's start time (field 22 of /proc/PID/stat), saved with
+    /// its leases so that after a daemon restart a reused pid is not
+    /// mistaken for the owner.
+    pub start_time: Option<u64>,
 }
 
 /// Names one bind in progress; valid until it is reported with
@@ -129,6 +133,10 @@ pub struct Bind {
     /// SO_REUSEADDR: set for leased stream sockets like any server; never
     /// for reservations, whose sockets must make every other bind fail.
     pub reuse_addr: bool,
+    /// IPV6_V6ONLY (for `Inet6` only): set for leases, so a lease over IPv6
+    /// does not also take the IPv4 port; clear for reservations, whose
+    /// dual-stack socket holds the port for both families.
+    pub v6only: bool,
     /// The reservation this socket holds: the daemon keeps it and passes
     /// dups.
     pub reservation: Option<String>,
@@ -151,6 +159,7 @@ pub enum Decision {
 struct Attempt {
     bind: Bind,
     pid: i32,
+    start_time: Option<u64>,
     uid: u32,
     registration: Option<Registration>,
     search: Option<Search>,
@@ -215,6 +224,21 @@ impl Allocator {
     /// The settings in use.
     pub fn settings(&self) -> Settings {
         self.settings
+    }
+
+    /// Records a registration made with a lease's port after the grant
+    /// (a SET by its owner), so it is removed when the lease ends. False
+    /// when there is no such lease.
+    pub fn add_registration(&mut self, id: LeaseId, registration: Registration) -> bool {
+        match self.leases.get_mut(&id) {
+            Some(lease) => {
+                if !lease.registrations.contains(&registration) {
+                    lease.registrations.push(registration);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every lease, by id.

@@ -53,11 +53,13 @@ impl Allocator {
             addr,
             listen: args.socktype == Socktype::Stream && args.flags & PA_NO_LISTEN == 0,
             reuse_addr: args.socktype == Socktype::Stream,
+            v6only: args.family == Family::Inet6,
             reservation: None,
         };
         let attempt = Attempt {
             bind,
             pid: caller.pid,
+            start_time: caller.start_time,
             uid: caller.uid,
             registration: args.reg.map(|r| Registration {
                 prog: r.prog.0,
@@ -170,6 +172,7 @@ impl Allocator {
             family: a.bind.family,
             bind_addr: a.bind.addr.map(|x| x.to_string()).unwrap_or_default(),
             pid: Some(a.pid),
+            start_time: a.start_time,
             uid: a.uid,
             since: now,
             registrations: a.registration.into_iter().collect(),
@@ -260,6 +263,7 @@ impl Allocator {
         self.new_attempt(Attempt {
             bind,
             pid: caller.pid,
+            start_time: caller.start_time,
             uid: caller.uid,
             registration: None,
             search: None,
@@ -267,8 +271,11 @@ impl Allocator {
         })
     }
 
-    /// The reservation sockets to bind now (at start, and after a failed
-    /// hold): every one not held, not released, not being bound.
+    /// The reservation sockets to bind now (at start, and later to retry
+    /// a failed hold): every one not held, not released, not being bound.
+    /// Each is driven like any [`Bind`]; `on_bound` then answers
+    /// `Granted` with lease id 0, which is no reply to anyone: the daemon
+    /// just keeps the socket.
     pub fn hold_reservations(&mut self) -> Vec<Bind> {
         let family = self.settings.reservation_family;
         let wanted: Vec<Bind> = self
@@ -289,6 +296,7 @@ impl Allocator {
                 let attempt = Attempt {
                     bind,
                     pid: -1,
+                    start_time: None,
                     uid: 0,
                     registration: None,
                     search: None,
@@ -359,6 +367,7 @@ fn reservation_bind(r: &ReservationState, family: Family) -> Bind {
         addr: None,
         listen: r.socktype == Socktype::Stream,
         reuse_addr: false,
+        v6only: false,
         reservation: Some(r.name.clone()),
     }
 }

@@ -31,6 +31,7 @@ fn root(pid: i32) -> Caller {
         uid: 0,
         gids: vec![0],
         unit: None,
+        start_time: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn user(pid: i32, uid: u32) -> Caller {
         uid,
         gids: vec![uid],
         unit: None,
+        start_time: None,
     }
 }
 
@@ -184,6 +186,10 @@ fn bind_describes_the_socket() {
     );
     assert_eq!(b.addr, Some("::1".parse().unwrap()));
     assert_eq!(b.reservation, None);
+    assert!(
+        b.v6only,
+        "a lease over IPv6 does not take the IPv4 port too"
+    );
     // While it is being bound, a concurrent request gets another port.
     let Decision::TryBind(c) = a.alloc(&AllocArgs::pool(Family::Inet, Socktype::Stream), &root(4))
     else {
@@ -235,13 +241,23 @@ fn release_is_for_owner_or_root() {
         socktype: Socktype::Stream,
     };
     assert_eq!(a.release(&by_port, &user(2, 1001)), Err(PaStatus::DENIED));
+    let later = Registration {
+        prog: 100_024,
+        vers: 2,
+    };
+    assert!(a.add_registration(g.lease_id, later));
+    assert!(a.add_registration(g.lease_id, later));
+    assert!(!a.add_registration(99, later));
     let lease = a.release(&by_port, &user(2, 1000)).unwrap();
     assert_eq!(
         lease.registrations,
-        [Registration {
-            prog: 100_024,
-            vers: 1
-        }]
+        [
+            Registration {
+                prog: 100_024,
+                vers: 1
+            },
+            later
+        ]
     );
     assert_eq!(a.release(&by_port, &root(1)), Err(PaStatus::BAD_REQUEST));
     assert_eq!(
@@ -373,14 +389,20 @@ fn state_round_trips_and_restores() {
     )
     .unwrap();
     a.release_name("ipp", &root(1)).unwrap();
+    let with_start = Caller {
+        start_time: Some(123_456),
+        ..user(8, 1001)
+    };
+    alloc(&mut a, AllocArgs::pool(TCP4.0, TCP4.1), &with_start).unwrap();
     let bytes = a.state().to_json();
     let state = State::parse(&bytes).unwrap();
+    assert_eq!(state.leases[2].start_time, Some(123_456));
     let mut b = Allocator::restore(policy(Mode::High), Settings::default(), state).unwrap();
     assert_eq!(b.state(), a.state());
-    assert_eq!(b.leases_of(1000), 1);
+    assert_eq!((b.leases_of(1000), b.leases_of(1001)), (1, 1));
     assert_eq!(b.hold_reservations(), [], "release survives a restart");
     let next = alloc(&mut b, AllocArgs::pool(TCP4.0, TCP4.1), &root(3)).unwrap();
-    assert_eq!((next.port, next.lease_id), (20001, 3));
+    assert_eq!((next.port, next.lease_id), (20002, 4));
 }
 
 #[test]
