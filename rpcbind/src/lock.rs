@@ -24,13 +24,18 @@ pub enum LockError {
     /// Another process holds the lock.
     #[error("another rpcbind is already running. Aborting")]
     Held,
-    /// The lock file could not be opened or locked.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The lock file could not be opened or locked (shown like C's
+    /// `err(3)`: `path: strerror`).
+    #[error("{}: {}", path.display(), strerror(err))]
+    Io { path: PathBuf, err: io::Error },
+}
+
+/// The C library's text for an OS error, without Rust's "(os error N)".
+fn strerror(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => Errno::from_raw(n).desc().to_owned(),
+        None => e.to_string(),
+    }
 }
 
 /// The held lock; dropping it releases the lock but leaves the file.
@@ -43,9 +48,9 @@ pub struct InstanceLock {
 impl InstanceLock {
     /// Takes the lock at `path`, creating the file if needed.
     pub fn acquire(path: &Path) -> Result<Self, LockError> {
-        let io_err = |source| LockError::Io {
+        let io_err = |err| LockError::Io {
             path: path.to_owned(),
-            source,
+            err,
         };
         // A previous owner may unlink the file between our open and our
         // flock; then we would hold a lock on a file nobody else sees.
@@ -87,7 +92,13 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .create(true)
         .mode(0o444)
         .open(path)
-        .or_else(|_| File::open(path))
+        .or_else(|e| match e.kind() {
+            // An existing read-only file we may not write: read it.
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                File::open(path).map_err(|_| e)
+            }
+            _ => Err(e),
+        })
 }
 
 fn same_file(file: &File, path: &Path) -> bool {
