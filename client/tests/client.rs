@@ -64,13 +64,22 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Server {
     /// Serves one connection; `handler` answers each call in turn.
-    fn start(mut handler: impl FnMut(u32, &[u8]) -> Response + Send + 'static) -> Server {
+    fn start(handler: impl FnMut(u32, &[u8]) -> Response + Send + 'static) -> Server {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("portalloc-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("rpcbind.sock");
         let listener = UnixListener::bind(&path).unwrap();
+        Server::serve(listener, path, Some(dir), handler)
+    }
+
+    fn serve(
+        listener: UnixListener,
+        path: PathBuf,
+        dir: Option<PathBuf>,
+        mut handler: impl FnMut(u32, &[u8]) -> Response + Send + 'static,
+    ) -> Server {
         let thread = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut seen = Vec::new();
@@ -95,7 +104,9 @@ impl Server {
                     reply(&conn, call.xid, response);
                 }
             }
-            let _ = std::fs::remove_dir_all(&dir);
+            if let Some(dir) = dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             seen
         });
         Server { path, thread }
@@ -513,5 +524,73 @@ fn decoded_args_round_trip_through_the_server() {
     assert_eq!(
         ClaimArgs::from_xdr(&seen[0].args).map(|a| a.name.len()),
         Ok(64)
+    );
+}
+
+/// Runs the ignored test `inner` in a fresh network namespace (and mount
+/// namespace with a tmpfs on /run when `mount_run`), as root only.
+fn in_namespace(inner: &str, mount_run: bool) {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root for unshare -n -m");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let run = format!(
+        "{}exec \"$0\" --exact {inner} --ignored --test-threads=1",
+        if mount_run {
+            "mount -t tmpfs none /run && "
+        } else {
+            ""
+        }
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "-m", "sh", "-c", &run])
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{inner} failed in its namespace");
+}
+
+#[test]
+fn connect_tries_the_abstract_socket_then_the_path() {
+    in_namespace("inner_abstract_socket_first", false);
+    in_namespace("inner_path_when_no_abstract_socket", true);
+}
+
+/// Inside a private network namespace: @/run/rpcbind.sock answers.
+#[test]
+#[ignore = "run by connect_tries_the_abstract_socket_then_the_path in a namespace"]
+fn inner_abstract_socket_first() {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(b"/run/rpcbind.sock").unwrap();
+    let listener = UnixListener::bind_addr(&addr).unwrap();
+    let server = Server::serve(listener, PathBuf::new(), None, |_, _| Response::default());
+    let mut c = Client::connect().unwrap();
+    assert_eq!(c.address(), "@/run/rpcbind.sock");
+    c.null().unwrap();
+    drop(c);
+    assert_eq!(server.join().len(), 1);
+}
+
+/// Inside private network and mount namespaces with no abstract socket:
+/// /run/rpcbind.sock answers.
+#[test]
+#[ignore = "run by connect_tries_the_abstract_socket_then_the_path in a namespace"]
+fn inner_path_when_no_abstract_socket() {
+    let path = PathBuf::from(portalloc::SOCKET_PATH);
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = Server::serve(listener, path, None, |_, _| Response::default());
+    let mut c = Client::connect().unwrap();
+    assert_eq!(c.address(), "/run/rpcbind.sock");
+    c.null().unwrap();
+    drop(c);
+    assert_eq!(server.join().len(), 1);
+    let _ = std::fs::remove_file(portalloc::SOCKET_PATH);
+    let e = Client::connect().unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "cannot reach the rpcbind daemon at @/run/rpcbind.sock (Connection refused"
+        ),
+        "{e}"
     );
 }
