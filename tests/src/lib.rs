@@ -5,6 +5,7 @@
 
 pub mod cprog;
 pub mod daemon;
+pub mod exchange;
 pub mod namespace;
 pub mod normalise;
 pub mod rpcwire;
