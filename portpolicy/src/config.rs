@@ -109,6 +109,24 @@ impl Default for ApplyOptions {
     }
 }
 
+/// The allocation service of the rpcbind daemon (`[allocation]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct AllocationOptions {
+    /// Whether the daemon serves it (PA_DISABLED when not).
+    pub enabled: bool,
+    /// Leases a non-root uid may hold at once.
+    pub quota: u32,
+}
+
+impl Default for AllocationOptions {
+    fn default() -> Self {
+        AllocationOptions {
+            enabled: true,
+            quota: 64,
+        }
+    }
+}
+
 /// An exclusion the admin wrote in the config.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Exclude {
@@ -164,6 +182,8 @@ pub struct Config {
     pub reservations: Vec<Reservation>,
     /// What apply manages.
     pub apply: ApplyOptions,
+    /// The allocation service.
+    pub allocation: AllocationOptions,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -177,6 +197,7 @@ impl Default for Config {
             exclude: Vec::new(),
             reservations: Vec::new(),
             apply: ApplyOptions::default(),
+            allocation: AllocationOptions::default(),
             files: Vec::new(),
         }
     }
@@ -223,6 +244,13 @@ struct FileApply {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileAllocation {
+    enabled: Option<bool>,
+    quota: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileReservation {
     name: String,
     port: PortSpec,
@@ -244,6 +272,7 @@ struct ConfigFile {
     #[serde(default)]
     reservation: Vec<Spanned<FileReservation>>,
     apply: Option<FileApply>,
+    allocation: Option<FileAllocation>,
 }
 
 impl Config {
@@ -289,6 +318,10 @@ impl Config {
             set(&mut d.sunrpc, a.sunrpc);
             set(&mut d.sysctl_dropin, a.sysctl_dropin);
         }
+        if let Some(a) = file.allocation {
+            set(&mut self.allocation.enabled, a.enabled);
+            set(&mut self.allocation.quota, a.quota);
+        }
         for item in file.exclude {
             let span = item.span();
             let origin = format!("{}:{}", path.display(), line_of(text, span.start));
@@ -320,6 +353,11 @@ impl Config {
         for (i, r) in self.reservations.iter().enumerate() {
             let problem = if r.name.is_empty() || r.name.contains(char::is_whitespace) {
                 Some(format!("reservation name {:?} must be one word", r.name))
+            } else if r.name.len() > MAX_RESERVATION_NAME {
+                Some(format!(
+                    "reservation name {:?} is longer than {MAX_RESERVATION_NAME} bytes (the allocation protocol's limit)",
+                    r.name
+                ))
             } else if self.reservations[..i].iter().any(|o| o.name == r.name) {
                 Some(format!("reservation name {:?} is used twice", r.name))
             } else if r.port == PortSpec::Number(0) {
@@ -337,6 +375,10 @@ impl Config {
         Ok(())
     }
 }
+
+/// Longest reservation name: `PA_MAXNAMELEN` of the allocation protocol,
+/// since CLAIM and RELEASE_NAME carry the name.
+pub const MAX_RESERVATION_NAME: usize = 64;
 
 /// A ConfigError for an item whose origin is `file:line`.
 pub(crate) fn origin_error(origin: &str, reason: String) -> ConfigError {
@@ -416,6 +458,8 @@ exclude = ["700", "710-719/udp"]
 services = false
 [apply]
 sysctl_dropin = "/etc/sysctl.d/99-x.conf"
+[allocation]
+quota = 8
 [[reservation]]
 name = "cups"
 port = "ipp"
@@ -435,7 +479,14 @@ unit = "rsync.service"
         assert_eq!(c.exclude[0].origin, "/etc/portpolicy.toml:3");
         assert_eq!(c.reservations[0].port, PortSpec::Service("ipp".into()));
         assert_eq!(c.reservations[0].protocols, Protocols::Tcp);
-        assert_eq!(c.reservations[1].origin, "/etc/portpolicy.toml:12");
+        assert_eq!(c.reservations[1].origin, "/etc/portpolicy.toml:14");
+        assert_eq!(
+            c.allocation,
+            AllocationOptions {
+                enabled: true,
+                quota: 8
+            }
+        );
         assert_eq!(
             c.apply.sysctl_dropin,
             PathBuf::from("/etc/sysctl.d/99-x.conf")
@@ -479,5 +530,10 @@ unit = "rsync.service"
         assert_eq!(e.line, Some(4));
         let e = one("[sources]\nservices = \"yes\"").unwrap_err();
         assert_eq!(e.line, Some(2));
+        let e = one("[allocation]\nquota = -1").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        let long = format!("[[reservation]]\nname=\"{}\"\nport=1\n", "n".repeat(65));
+        let e = one(&long).unwrap_err();
+        assert!(e.reason.contains("longer than 64 bytes"), "{e}");
     }
 }

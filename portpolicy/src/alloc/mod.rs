@@ -97,6 +97,18 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The settings a config asks for (`[allocation] quota`), with
+    /// `reservation_family` as given (the daemon knows whether the host
+    /// has IPv6).
+    pub fn from_config(config: &crate::config::Config, reservation_family: Family) -> Self {
+        Settings {
+            quota: config.allocation.quota,
+            reservation_family,
+        }
+    }
+}
+
 /// Who is asking: from SO_PEERCRED, the process's groups and its cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
