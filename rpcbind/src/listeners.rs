@@ -4,8 +4,10 @@
 //! from sockets bound elsewhere and share the same serving path.
 //!
 //! Does I/O (socket creation with socket2, nix for IP_PKTINFO). Reproduces
-//! rpcbind 1.2.6 `init_transport`: the local socket first, then `udp`,
-//! `tcp`, `udp6`, `tcp6` in `/etc/netconfig` order; TCP with SO_REUSEADDR
+//! rpcbind 1.2.6 `init_transport`: the local socket first, then the
+//! visible `/etc/netconfig` IP entries in file order (see
+//! [`crate::netconfig`]; Debian's: `udp`, `tcp`, `udp6`, `tcp6`); TCP with
+//! SO_REUSEADDR
 //! and a SOMAXCONN backlog; IPv6 sockets IPV6_V6ONLY; UDP sockets with
 //! IP_PKTINFO / IPV6_RECVPKTINFO so replies leave from the address asked
 //! (libtirpc `svc_dg_enable_pktinfo`). With `-h`, UDP binds each given
@@ -41,17 +43,25 @@ pub struct ListenConfig {
     pub socket_path: PathBuf,
     /// The abstract socket name, if any.
     pub abstract_name: Option<String>,
+    /// The IP transports, in set-up order (from `/etc/netconfig`).
+    pub ip_transports: Vec<Transport>,
 }
 
 impl ListenConfig {
     /// The C daemon's listeners on the given ports.
-    pub fn standard(udp_port: u16, tcp_port: u16, hosts: Vec<String>) -> Self {
+    pub fn standard(
+        udp_port: u16,
+        tcp_port: u16,
+        hosts: Vec<String>,
+        ip_transports: Vec<Transport>,
+    ) -> Self {
         ListenConfig {
             udp_port,
             tcp_port,
             hosts,
             socket_path: PathBuf::from(SOCKET_PATH),
             abstract_name: Some(ABSTRACT_NAME.to_owned()),
+            ip_transports,
         }
     }
 }
@@ -113,12 +123,7 @@ pub fn bind_all(cfg: &ListenConfig) -> io::Result<Listeners> {
         }
         Err(e) => tracing::error!("cannot bind local: {}: {e}", cfg.socket_path.display()),
     }
-    for transport in [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::Udp6,
-        Transport::Tcp6,
-    ] {
+    for &transport in &cfg.ip_transports {
         if transport.is_datagram() {
             bind_udp_transport(&mut l, transport, cfg);
         } else {

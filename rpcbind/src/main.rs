@@ -14,6 +14,7 @@ mod interfaces;
 mod listeners;
 mod lock;
 mod logging;
+mod netconfig;
 mod server;
 #[cfg(test)]
 mod server_tests;
@@ -71,7 +72,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         return Err(AlreadyReported.into());
     }
     let ports = services::ports(Path::new(services::SERVICES_PATH));
-    let cfg = ListenConfig::standard(ports.udp, ports.tcp, cli.hosts.clone());
+    let transports = netconfig::ip_transports(Path::new(netconfig::NETCONFIG_PATH));
+    let cfg = ListenConfig::standard(ports.udp, ports.tcp, cli.hosts.clone(), transports);
     let listeners = listeners::bind_all(&cfg).context("cannot start")?;
     let created: Vec<PathBuf> = listeners
         .local
