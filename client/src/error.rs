@@ -14,7 +14,9 @@ pub(crate) enum Subject {
         port: Option<u32>,
         privileged: bool,
     },
-    /// A CLAIM or RELEASE_NAME of a reservation.
+    /// A CLAIM of a reservation's socket.
+    Claim(String, Socktype),
+    /// A RELEASE_NAME of a reservation.
     Name(String),
     /// A RELEASE.
     Release,
@@ -83,7 +85,7 @@ fn port_text(socktype: Socktype, port: Option<u32>) -> String {
 }
 
 fn refusal_message(status: PaStatus, subject: &Subject, uid: u32) -> String {
-    use Subject::{Alloc, Name, Release};
+    use Subject::{Alloc, Claim, Name, Release};
     match (status, subject) {
         (PaStatus::POOL_EXHAUSTED, Alloc { socktype, .. }) => {
             format!("pool exhausted: no free {socktype} port")
@@ -93,8 +95,11 @@ fn refusal_message(status: PaStatus, subject: &Subject, uid: u32) -> String {
             "permission denied: {} is privileged (below 1024) and uid {uid} is not root",
             port_text(*socktype, *port)
         ),
+        (PaStatus::DENIED, Claim(name, _)) => {
+            format!("permission denied: uid {uid} may not claim reservation {name:?}")
+        }
         (PaStatus::DENIED, Name(name)) => {
-            format!("permission denied: uid {uid} may not claim or release reservation {name:?}")
+            format!("permission denied: only root may release reservation {name:?}")
         }
         (PaStatus::DENIED, Release) => {
             format!("permission denied: uid {uid} does not own that lease (or it is a reservation: release it by name)")
@@ -102,13 +107,16 @@ fn refusal_message(status: PaStatus, subject: &Subject, uid: u32) -> String {
         (PaStatus::IN_USE, Alloc { socktype, port, .. }) => {
             format!("{} is in use", port_text(*socktype, *port))
         }
-        (PaStatus::IN_USE, Name(name)) => {
-            format!("reservation {name:?} is not held and its port is in use")
+        (PaStatus::IN_USE, Claim(name, socktype)) => {
+            format!("reservation {name:?} ({socktype}) is not held and its port is in use")
         }
         (PaStatus::NOT_IN_POOL, Alloc { socktype, port, .. }) => format!(
             "{} is not in the pool (a reservation is claimed by name)",
             port_text(*socktype, *port)
         ),
+        (PaStatus::NO_SUCH_NAME, Claim(name, socktype)) => {
+            format!("no reservation named {name:?} for {socktype}")
+        }
         (PaStatus::NO_SUCH_NAME, Name(name)) => format!("no reservation named {name:?}"),
         (PaStatus::BAD_REQUEST, Release) => "no such lease".to_string(),
         (PaStatus::BAD_REQUEST, _) => "the daemon refused the request as malformed".to_string(),

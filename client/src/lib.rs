@@ -71,6 +71,9 @@ pub struct Client {
     xid: u32,
     timeout: Duration,
     uid: u32,
+    /// A transport or protocol error left the stream in an unknown place
+    /// (maybe inside a record): no further call is made on it.
+    broken: bool,
 }
 
 /// No arguments (NULL, LIST).
@@ -115,6 +118,7 @@ impl Client {
             xid: initial_xid(),
             timeout: DEFAULT_TIMEOUT,
             uid: nix::unistd::geteuid().as_raw(),
+            broken: false,
         };
         client.set_timeout(DEFAULT_TIMEOUT)?;
         Ok(client)
@@ -139,9 +143,18 @@ impl Client {
         procedure: Procedure,
         args: &dyn Encode,
     ) -> Result<wire::Results, AllocError> {
+        if self.broken {
+            return Err(AllocError::Protocol(
+                "the connection failed earlier: connect again".into(),
+            ));
+        }
         self.xid = self.xid.wrapping_add(1);
         let deadline = Instant::now() + self.timeout;
-        wire::exchange(&self.stream, self.xid, procedure, args, &self.at, deadline)
+        let result = wire::exchange(&self.stream, self.xid, procedure, args, &self.at, deadline);
+        if let Err(AllocError::Timeout | AllocError::Io(_) | AllocError::Protocol(_)) = &result {
+            self.broken = true;
+        }
+        result
     }
 
     /// PA_NULL: is the service there?
@@ -172,7 +185,7 @@ impl Client {
     pub fn claim(&mut self, name: &str, socktype: Socktype) -> Result<Grant, AllocError> {
         self.check_name(name)?;
         let results = self.call(PA_CLAIM, &ClaimArgs { name, socktype })?;
-        self.grant(results, &Subject::Name(name.to_string()))
+        self.grant(results, &Subject::Claim(name.to_string(), socktype))
     }
 
     /// PA_RELEASE by lease id.
