@@ -15,9 +15,9 @@ pub const SILENCE: Duration = Duration::from_millis(300);
 /// The reply to `msg` over UDP to `to`, or None after `SILENCE`.
 pub fn udp_exchange(to: &str, msg: &[u8]) -> Option<Vec<u8>> {
     let local = if to.starts_with('[') {
-        "[::1]:0"
+        "[::]:0"
     } else {
-        "127.0.0.1:0"
+        "0.0.0.0:0"
     };
     let s = UdpSocket::bind(local).expect("bind");
     s.set_read_timeout(Some(SILENCE)).expect("timeout");

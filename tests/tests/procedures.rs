@@ -6,10 +6,13 @@
 //! too. The only normalisation: the 4-byte time in GETTIME replies.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use e2e::exchange::{stream_exchange, udp_exchange, Stream};
 use e2e::rpcwire::{call_message, pmap_args, rpcb_args, XdrOut, IPPROTO_TCP, IPPROTO_UDP};
 use e2e::{require_root, Impl, Namespace, Rpcbind};
+
+const T: Duration = Duration::from_secs(10);
 
 /// The calls made over transport number `k`, each with a label.
 fn calls(k: u32) -> Vec<(String, u32, u32, Vec<u8>)> {
@@ -82,49 +85,105 @@ fn mask_time(label: &str, mut reply: Vec<u8>) -> Vec<u8> {
     reply
 }
 
+/// Where the calls go: (label, address) for UDP and TCP, and the local
+/// socket's host path if it is to be used.
+struct Transports {
+    udp: Vec<(&'static str, &'static str)>,
+    tcp: Vec<(&'static str, &'static str)>,
+    local: Option<PathBuf>,
+}
+
+fn run_calls(t: Transports) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut xid = 1000;
+    let mut k = 0;
+    let streams: Vec<(&str, Stream)> = t
+        .tcp
+        .iter()
+        .map(|(l, a)| (*l, Stream::Tcp(a)))
+        .chain(t.local.map(|p| ("local", Stream::Local(p))))
+        .collect();
+    for (label, to) in &t.udp {
+        for (call, vers, proc_, args) in calls(k) {
+            xid += 1;
+            let msg = call_message(xid, 100000, vers, proc_, &args);
+            let got = udp_exchange(to, &msg).map(|r| mask_time(&call, r));
+            lines.push(format!("{label} {call}: {got:02x?}"));
+        }
+        k += 1;
+    }
+    for (label, stream) in &streams {
+        for (call, vers, proc_, args) in calls(k) {
+            xid += 1;
+            let msg = call_message(xid, 100000, vers, proc_, &args);
+            let (reply, end) = stream_exchange(stream, &msg);
+            lines.push(format!(
+                "{label} {call}: {:02x?} {end:?}",
+                mask_time(&call, reply)
+            ));
+        }
+        k += 1;
+    }
+    lines
+}
+
 fn transcript(which: Impl) -> Vec<String> {
     let ns = Namespace::new();
     let _d = Rpcbind::start(&ns, which, &[]);
     let local: PathBuf = ns.host_path("/run/rpcbind.sock");
     ns.in_netns(move || {
-        let mut lines = Vec::new();
-        let mut xid = 1000;
-        for (k, transport) in ["udp", "udp6", "tcp", "tcp6", "local"]
-            .into_iter()
-            .enumerate()
-        {
-            for (label, vers, proc_, args) in calls(k as u32) {
-                xid += 1;
-                let msg = call_message(xid, 100000, vers, proc_, &args);
-                let got = match transport {
-                    "udp" => format!(
-                        "{:02x?}",
-                        udp_exchange("127.0.0.1:111", &msg).map(|r| mask_time(&label, r))
-                    ),
-                    "udp6" => format!(
-                        "{:02x?}",
-                        udp_exchange("[::1]:111", &msg).map(|r| mask_time(&label, r))
-                    ),
-                    _ => {
-                        let stream = match transport {
-                            "tcp" => Stream::Tcp("127.0.0.1:111"),
-                            "tcp6" => Stream::Tcp("[::1]:111"),
-                            _ => Stream::Local(local.clone()),
-                        };
-                        let (reply, end) = stream_exchange(&stream, &msg);
-                        format!("{:02x?} {end:?}", mask_time(&label, reply))
-                    }
-                };
-                lines.push(format!("{transport} {label}: {got}"));
-            }
-        }
-        lines
+        run_calls(Transports {
+            udp: vec![("udp", "127.0.0.1:111"), ("udp6", "[::1]:111")],
+            tcp: vec![("tcp", "127.0.0.1:111"), ("tcp6", "[::1]:111")],
+            local: Some(local),
+        })
     })
 }
 
-#[test]
-fn every_procedure_over_every_transport() {
-    let test = "every_procedure_over_every_transport";
+/// The same calls from another host (a veth peer, IPv4 and IPv6), after
+/// wildcard registrations made locally.
+fn remote_transcript(which: Impl) -> Vec<String> {
+    let server = Namespace::new();
+    let peer = Namespace::new();
+    Namespace::veth_pair(&server, &peer, "192.0.2.1/24", "192.0.2.2/24");
+    for (ns, dev, addr) in [
+        (&server, "veth-a", "2001:db8::1/64"),
+        (&peer, "veth-b", "2001:db8::2/64"),
+    ] {
+        ns.run("ip", &["-6", "addr", "add", addr, "dev", dev, "nodad"], T)
+            .assert_success("ip -6 addr add");
+    }
+    let _d = Rpcbind::start(&server, which, &[]);
+    for k in 0..4u32 {
+        for (prog, netid, uaddr) in [
+            (410000 + k, "udp", "0.0.0.0.7.208"),
+            (420000 + k, "tcp6", "::.7.208"),
+            (420000 + k, "udp", "0.0.0.0.7.210"),
+        ] {
+            let mut c = server.command(e2e::rpcclient());
+            c.args([
+                "unix:/run/rpcbind.sock",
+                "set",
+                &prog.to_string(),
+                "1",
+                netid,
+                uaddr,
+                "",
+            ]);
+            let out = e2e::run_with_timeout(c, T);
+            assert_eq!(out.stdout.trim(), "true", "{out:?}");
+        }
+    }
+    peer.in_netns(|| {
+        run_calls(Transports {
+            udp: vec![("udp", "192.0.2.1:111"), ("udp6", "[2001:db8::1]:111")],
+            tcp: vec![("tcp", "192.0.2.1:111"), ("tcp6", "[2001:db8::1]:111")],
+            local: None,
+        })
+    })
+}
+
+fn compare(test: &str, transcript: fn(Impl) -> Vec<String>) {
     if !require_root(test) || !Impl::Reference.available() {
         e2e::skip_note(&format!("skipping {test}: needs root and the C reference"));
         return;
@@ -154,4 +213,14 @@ fn every_procedure_over_every_transport() {
         reference.len(),
         diffs.join("\n")
     );
+}
+
+#[test]
+fn every_procedure_over_every_transport() {
+    compare("every_procedure_over_every_transport", transcript);
+}
+
+#[test]
+fn every_procedure_from_a_remote_host() {
+    compare("every_procedure_from_a_remote_host", remote_transcript);
 }
