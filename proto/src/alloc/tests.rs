@@ -278,3 +278,15 @@ proptest! {
         let _ = PaList::from_xdr(&bytes);
     }
 }
+
+/// Replays the committed corpus of the `alloc_decode` fuzz target.
+#[test]
+fn fuzz_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/alloc_decode");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        fuzz_decode(&std::fs::read(entry.unwrap().path()).unwrap());
+        count += 1;
+    }
+    assert!(count >= 10, "only {count} corpus files");
+}
