@@ -24,7 +24,7 @@ pub struct Statd {
 impl Statd {
     /// Starts `rpc.statd -F --no-notify` with a state directory on the
     /// namespace's /run and fixed ports, and waits (bounded) until its
-    /// udp and tcp registrations are visible through `rpcinfo -p`.
+    /// four registrations are visible through `rpcinfo`.
     pub fn start(ns: &Namespace) -> Statd {
         ns.run(
             "mkdir",
@@ -52,13 +52,14 @@ impl Statd {
         );
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let out = ns.run("rpcinfo", &["-p"], CLIENT_TIMEOUT);
+            // All four netids (udp, tcp, udp6, tcp6), the last one included.
+            let out = ns.run("rpcinfo", &[], CLIENT_TIMEOUT);
             let n = out
                 .stdout
                 .lines()
                 .filter(|l| l.contains(" 100024 "))
                 .count();
-            if n >= 2 {
+            if n >= 4 {
                 return Statd { process };
             }
             if process.try_wait().is_some() || Instant::now() >= deadline {
