@@ -150,3 +150,71 @@ fn port_111_when_etc_services_lacks_sunrpc() {
         },
     );
 }
+
+/// Ours only: `-l` logs each call as one line (the C daemon forks to log
+/// through libwrap's syslog path; ours writes one line, to stderr under -f).
+#[test]
+fn call_log_has_one_line_per_call() {
+    e2e::run_case("call_log_has_one_line_per_call", Impl::Ours, |which| {
+        let ns = Namespace::new();
+        let d = Rpcbind::start(&ns, which, &["-l"]);
+        let before = d.process.stderr().matches("connect from").count();
+        for target in [
+            "udp:127.0.0.1:111",
+            "tcp:127.0.0.1:111",
+            "unix:/run/rpcbind.sock",
+        ] {
+            for _ in 0..3 {
+                let mut c = ns.command(e2e::rpcclient());
+                c.args([target, "pmap-getport", "100000", "2", "17"]);
+                let out = e2e::run_with_timeout(c, T);
+                assert_eq!(out.stdout.trim(), "111", "{out:?}");
+            }
+        }
+        let deadline = std::time::Instant::now() + T;
+        let log = loop {
+            let log = d.process.stderr();
+            if log.matches("connect from").count() >= before + 9
+                || std::time::Instant::now() > deadline
+            {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("connect from"))
+            .skip(before)
+            .collect();
+        assert_eq!(lines.len(), 9, "one line per call:\n{log}");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains("from 127.0.0.1"))
+                .count(),
+            6,
+            "{log}"
+        );
+        let children = children_of(d.process.pid());
+        assert!(
+            children.is_empty(),
+            "the daemon has child processes: {children:?}"
+        );
+    });
+}
+
+/// Pids whose parent is `pid` (from /proc/*/stat).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // The fields after the parenthesised command: state, ppid, ...
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            after.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+        })
+        .collect()
+}
