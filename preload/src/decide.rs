@@ -51,7 +51,8 @@ pub struct Request {
     pub addr: Option<IpAddr>,
     /// PA_PRIVILEGED (true) or PA_POOL.
     pub privileged: bool,
-    /// PA_NO_LISTEN: stream sockets stay bound, not listening.
+    /// PA_NO_LISTEN: stream sockets stay bound, not listening (always, for
+    /// stream sockets: the program decides whether to connect or listen).
     pub no_listen: bool,
 }
 
@@ -145,7 +146,10 @@ pub fn decide(call: Call, info: &SockInfo, requested: Requested) -> Result<Reque
         socktype,
         addr,
         privileged: call == Call::Resv,
-        no_listen: call == Call::Bind0 && socktype == Socktype::Stream,
+        // Never listening: a bindresvport() socket is usually a client's,
+        // which connect()s; a server's (svc_tli_create's, or a port-0
+        // bind) is listened on by the program itself.
+        no_listen: socktype == Socktype::Stream,
     })
 }
 

@@ -45,9 +45,8 @@ fn bindresvport_null_asks_for_a_privileged_wildcard_port_of_the_socket_family() 
                     socktype: st,
                     addr: None,
                     privileged: true,
-                    // a bindresvport() socket is a client's: it connects
-                    // later, and the service does not listen without asking.
-                    no_listen: false,
+                    // the program connect()s (a client) or listen()s itself
+                    no_listen: st == Socktype::Stream,
                 }
             );
         }
