@@ -262,20 +262,41 @@ fn sockaddr_as(family: AddrFamily, bytes: &[u8]) -> Option<UniversalAddr> {
             Some(UniversalAddr::Inet(a.into()))
         }
         AddrFamily::Local => {
-            let path = bytes.get(2..)?;
-            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            let path = std::str::from_utf8(&path[..end]).ok()?;
+            let path = std::str::from_utf8(sun_path(bytes)?).ok()?;
             (!path.is_empty()).then(|| UniversalAddr::Local(path.to_owned()))
         }
         _ => None,
     }
 }
 
+/// The `sun_path` of `struct sockaddr_un` bytes, up to its first NUL, as C's
+/// `"%.*s"` reads it; `None` when the bytes are shorter than `sun_family`.
+fn sun_path(bytes: &[u8]) -> Option<&[u8]> {
+    let path = bytes.get(2..)?;
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    Some(&path[..end])
+}
+
 /// TADDR2UADDR as the C rpcbind answers it on a transport of `family`.
 /// `None` is answered as the empty string. A local path that is not UTF-8
-/// is `None` here (C would copy the bytes).
+/// is `None` here; [`taddr2uaddr_bytes`] gives the bytes C sends for it.
 pub fn taddr2uaddr(family: AddrFamily, taddr: &Netbuf) -> Option<String> {
     sockaddr_as(family, &taddr.buf).map(|a| a.to_string())
+}
+
+/// The bytes of the TADDR2UADDR reply string, exactly as C sends them. On
+/// the local transport C reads any netbuf as `struct sockaddr_un` and copies
+/// its path bytes whatever they are: an IPv4 netbuf sent over
+/// /run/rpcbind.sock comes back as its port and address bytes up to the
+/// first NUL (observed with Debian's rpcbind 1.2.6: `03 e8 7f` for
+/// 127.0.0.1 port 1000).
+pub fn taddr2uaddr_bytes(family: AddrFamily, taddr: &Netbuf) -> Vec<u8> {
+    match family {
+        AddrFamily::Local => sun_path(&taddr.buf).unwrap_or_default().to_vec(),
+        _ => taddr2uaddr(family, taddr)
+            .map(String::into_bytes)
+            .unwrap_or_default(),
+    }
 }
 
 /// UADDR2TADDR as the C rpcbind answers it on a transport of `family`.

@@ -210,6 +210,6 @@ fn taddr2uaddr(call: &Call<'_>, ctx: &RequestContext) -> Outcome {
     let Ok(nb) = Netbuf::from_xdr(call.args) else {
         return call.accepted(AcceptedReply::GarbageArgs);
     };
-    let s = uaddr::taddr2uaddr(family(ctx.transport), &nb).unwrap_or_default();
-    call.success(|w| w.put_string(&s))
+    let s = uaddr::taddr2uaddr_bytes(family(ctx.transport), &nb);
+    call.success(|w| w.put_opaque(&s))
 }

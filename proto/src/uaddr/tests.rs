@@ -235,6 +235,25 @@ fn taddr2uaddr_matches_debian_rpcbind() {
     }
 }
 
+/// Observed with Debian's rpcbind 1.2.6 over /run/rpcbind.sock: an IPv4
+/// netbuf for 127.0.0.1 port 1000 comes back as the bytes `03 e8 7f` (the
+/// netbuf read as `sockaddr_un`, path up to the first NUL), an IPv6 one for
+/// ::1 port 1000 as `03 e8`.
+#[test]
+fn taddr2uaddr_bytes_on_the_local_transport_copy_c_bytes() {
+    let v4 = Netbuf::new(hex("020003e87f0000010000000000000000"));
+    assert_eq!(
+        taddr2uaddr_bytes(AddrFamily::Local, &v4),
+        [0x03, 0xe8, 0x7f]
+    );
+    let v6 = Netbuf::new(hex(
+        "0a0003e8000000000000000000000000000000000000000100000000",
+    ));
+    assert_eq!(taddr2uaddr_bytes(AddrFamily::Local, &v6), [0x03, 0xe8]);
+    assert_eq!(taddr2uaddr_bytes(AddrFamily::Inet, &v4), b"127.0.0.1.3.232");
+    assert!(taddr2uaddr_bytes(AddrFamily::Local, &Netbuf::new(vec![1])).is_empty());
+}
+
 #[test]
 fn format_and_parse_round_trip() {
     let cases = [
