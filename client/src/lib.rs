@@ -24,6 +24,7 @@ mod wire;
 
 pub use error::AllocError;
 pub use proto::alloc::{Family, LeaseInfo, PaStatus, PortKind, Socktype};
+pub use wire::send_with_fd;
 
 use error::Subject;
 use nix::sys::socket::{getsockname, SockaddrLike, SockaddrStorage};

@@ -11,13 +11,15 @@
 use crate::error::AllocError;
 use crate::sys;
 use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, send, ControlMessageOwned, MsgFlags, UnixAddr};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr,
+};
 use proto::alloc::{PORTALLOC_PROG, PORTALLOC_VERS};
 use proto::record::{begin_record, finish_record, RecordAssembler};
 use proto::rpc::{AcceptedReply, CallHeader, Procedure, Reply, ReplyBody};
 use proto::xdr::{Encode, XdrReader};
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -67,6 +69,30 @@ fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> Result<(), AllocError> {
         }
     }
     Ok(())
+}
+
+/// The sending side of a descriptor handoff (used by the daemon): one
+/// non-blocking `sendmsg()` of `bytes` with `fd` as the single SCM_RIGHTS
+/// descriptor, MSG_NOSIGNAL | MSG_DONTWAIT. The kernel attaches the
+/// descriptor to the first byte sent, so the caller passes the start of
+/// the reply record and sends the rest (if any) without it. Returns the
+/// bytes sent; EWOULDBLOCK comes back as an error for the caller's event
+/// loop.
+pub fn send_with_fd(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<usize> {
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(bytes)];
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+    loop {
+        match sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsg, flags, None) {
+            Err(Errno::EINTR) => {}
+            other => return other.map_err(std::io::Error::from),
+        }
+    }
 }
 
 /// Reads until one whole record is assembled; returns it and the one
