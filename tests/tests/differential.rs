@@ -458,9 +458,11 @@ fn differential_port_from_etc_services() {
         let mut ss = ns.run("ss", &["-Hlntu"], T);
         ss.stdout = e2e::normalise::sort_body(&ss.stdout, 0);
         t.record("ss -Hlntu (sorted)".into(), &ss);
+        // Not `rpcinfo -p`: C's PMAP list always says 111 (pmap_svc.c uses
+        // PMAPPORT) whatever port it listens on; ours gives the real port
+        // (`port_from_etc_services_in_the_pmap_list` below).
         for args in [
             &[][..],
-            &["-p", "127.0.0.1"],
             &["-T", "udp", "127.0.0.1", "100000"],
             &["-T", "tcp6", "::1", "100000", "4"],
             &["-n", "1111", "-u", "127.0.0.1", "100000", "2"],
@@ -469,4 +471,26 @@ fn differential_port_from_etc_services() {
         }
         t
     });
+}
+
+/// Ours lists the port it really listens on in the PMAP list (C says 111
+/// whatever its port: a deliberate difference, rpcbind/README.md).
+#[test]
+fn port_from_etc_services_in_the_pmap_list() {
+    let test = "port_from_etc_services_in_the_pmap_list";
+    if !require_root(test) {
+        return;
+    }
+    let ns = Namespace::new();
+    ns.overlay_file("/etc/services", &services_with_sunrpc_port(1111));
+    let _d = Rpcbind::start_on(&ns, Impl::Ours, &[], 1111);
+    let out = ns.run("rpcinfo", &["-p", "127.0.0.1"], T);
+    out.assert_success("rpcinfo -p");
+    let ports: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(ports, ["1111"; 6], "{}", out.stdout);
 }
