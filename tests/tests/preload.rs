@@ -388,3 +388,99 @@ fn rpcinfo_as_root_works_under_the_shim_from_a_pool_port() {
         }
     }
 }
+
+/// The local ports of `name`'s sockets, from `ss` in `ns`.
+fn ports_of(ns: &Namespace, name: &str) -> Vec<(String, u16)> {
+    let out = ns.run("ss", &["-Hlunpt"], RUN_TIMEOUT);
+    out.assert_success("ss");
+    out.stdout
+        .lines()
+        .filter(|l| l.contains(&format!("((\"{name}\"")))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = f[4]
+                .rsplit(':')
+                .next()
+                .expect("port")
+                .parse()
+                .expect("port");
+            (f[0].to_string(), port)
+        })
+        .collect()
+}
+
+#[test]
+fn rpc_statd_under_the_shim_takes_only_policy_ports() {
+    if !require_root("rpc_statd_under_the_shim_takes_only_policy_ports") {
+        return;
+    }
+    if !Path::new("/usr/sbin/rpc.statd").exists() {
+        skip_note("skipping rpc_statd_under_the_shim_takes_only_policy_ports: no rpc.statd");
+        return;
+    }
+    let ns = Namespace::new();
+    // statd drops root before it binds its listeners, and privileged pool
+    // ports go to root only: its listeners are served in high mode.
+    ns.overlay_file("/etc/portpolicy.toml", "mode = \"high\"\n");
+    let _daemon = start_ours(&ns);
+    let pool = Pool::read(&ns);
+    let services = services_ports();
+    ns.run(
+        "mkdir",
+        &["-p", "/run/statd/sm", "/run/statd/sm.bak"],
+        RUN_TIMEOUT,
+    )
+    .assert_success("mkdir");
+    ns.run("chown", &["-R", "statd", "/run/statd"], RUN_TIMEOUT)
+        .assert_success("chown");
+    let mut c = ns.command("env");
+    c.arg(format!("LD_PRELOAD={}", preload_lib().display()))
+        .args(["PORTPOLICY_PRELOAD_BIND0=1", "PORTPOLICY_PRELOAD_DEBUG=1"])
+        .args(["rpc.statd", "-F", "--no-notify", "-P", "/run/statd"]);
+    let mut statd = ns.spawn_command(c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let registered = loop {
+        let out = ns.run("rpcinfo", &["-p"], RUN_TIMEOUT);
+        let status: Vec<String> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" 100024 "))
+            .map(str::to_string)
+            .collect();
+        if status.len() >= 2 {
+            break status;
+        }
+        assert!(
+            statd.try_wait().is_none() && Instant::now() < deadline,
+            "rpc.statd did not register: {}",
+            statd.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in &registered {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port: u16 = f[3].parse().expect("port");
+        let set = if f[2] == "tcp" { &pool.tcp } else { &pool.udp };
+        assert!(
+            set.contains(&port),
+            "statd registered a non-pool port: {line}"
+        );
+    }
+    let held = ports_of(&ns, "rpc.statd");
+    assert!(
+        held.len() >= 5,
+        "statd's sockets: {held:?}\n{}",
+        statd.stderr()
+    );
+    for (proto, port) in held {
+        let in_pool = if proto == "tcp" { &pool.tcp } else { &pool.udp };
+        // the listeners: high pool; the outgoing socket: bindresvport(),
+        // a privileged pool port
+        assert!(
+            in_pool.contains(&port) || (port < 1024 && !services.contains(&port)),
+            "statd holds {port}/{proto}:\n{}",
+            statd.stderr()
+        );
+        assert!(!services.contains(&port), "{port}/{proto}");
+    }
+}
