@@ -73,7 +73,8 @@ pub enum Fallback {
     },
     /// A link-local address with a scope id: numeric text would lose it.
     ScopedAddress,
-    /// `bind()` to a port other than 0: not the shim's business.
+    /// `bind()` of anything but an inet/inet6 address with port 0: not the
+    /// shim's business (and not logged).
     NotPortZero,
     /// An AF_INET6 socket without IPV6_V6ONLY wants IPv4 too; the service's
     /// sockets are v6-only.
@@ -260,7 +261,7 @@ impl fmt::Display for Fallback {
                 write!(f, "address family {addr} on a family {socket} socket")
             }
             Self::ScopedAddress => f.write_str("scoped IPv6 address"),
-            Self::NotPortZero => f.write_str("not a bind to port 0"),
+            Self::NotPortZero => f.write_str("not an inet bind to port 0"),
             Self::DualStack => f.write_str("IPv6 socket without IPV6_V6ONLY"),
             Self::Service => f.write_str("allocation service unavailable or refused"),
             Self::Mismatch(m) => write!(f, "received socket differs: {m:?}"),

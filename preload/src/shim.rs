@@ -89,10 +89,9 @@ pub fn serve(call: Call, sd: RawFd, requested: Requested) -> Result<u16, Fallbac
     // Decide before touching the service, so port-0 binds of explicit
     // ports and non-inet sockets cost two getsockopt calls at most.
     if call == Call::Bind0 {
-        if let Requested::Addr(a) = requested {
-            if a.port() != 0 {
-                return Err(Fallback::NotPortZero);
-            }
+        match requested {
+            Requested::Addr(a) if a.port() == 0 => {}
+            _ => return Err(Fallback::NotPortZero),
         }
     }
     let caller = sys::sock_info(sd).map_err(|_| Fallback::NotASocket)?;

@@ -182,3 +182,31 @@ fn a_missing_real_function_reports_enosys_and_leaves_the_socket_alone() {
     assert_eq!((rc, errno()), (-1, libc::ENOSYS));
     assert!(sock_info(s.as_raw_fd()).is_ok());
 }
+
+#[test]
+fn finish_runs_the_real_function_after_a_panic_or_a_fallback() {
+    set_errno(libc::EINTR);
+    let panicked: std::thread::Result<Result<u16, Fallback>> = Err(Box::new("boom"));
+    let mut errno_seen = 0;
+    let rc = finish("test", 3, libc::EAGAIN, panicked, || {
+        errno_seen = errno();
+        -7
+    });
+    assert_eq!(rc, -7, "the real function's result");
+    assert_eq!(
+        errno_seen,
+        libc::EAGAIN,
+        "the real function starts from the caller's errno"
+    );
+    let rc = finish("test", 3, libc::EAGAIN, Ok(Err(Fallback::Service)), || -8);
+    assert_eq!(rc, -8);
+}
+
+#[test]
+fn finish_returns_zero_with_the_callers_errno_when_served() {
+    set_errno(libc::ECONNREFUSED); // as the shim's own failed connect leaves it
+    let rc = finish("test", 3, libc::EAGAIN, Ok(Ok(700)), || {
+        panic!("the real function must not run")
+    });
+    assert_eq!((rc, errno()), (0, libc::EAGAIN));
+}
