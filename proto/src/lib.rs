@@ -10,4 +10,5 @@ pub mod record;
 pub mod rpc;
 pub mod rpcb;
 pub mod uaddr;
+pub mod warmstart;
 pub mod xdr;

@@ -31,7 +31,7 @@ mod rpcbind;
 mod stats;
 
 pub use merge::Interface;
-pub use registry::{PmapEntry, Registration, Registry};
+pub use registry::{Change, PmapEntry, Registration, Registry};
 pub use stats::STAT_LIST_CAP;
 
 use std::net::SocketAddr;
