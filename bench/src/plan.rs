@@ -2,10 +2,10 @@
 //! and how each repetition is timed and sampled. Does socket I/O through
 //! the clients.
 //!
-//! Order: the base rows (only the server's own registrations); loading
-//! 50,000 registrations through the local socket (timed once); the
-//! scaling rows from the largest table down, UNSETting between sizes; the
-//! stress rows last, on the smallest table.
+//! Order: the base rows (only the server's own registrations); the stress
+//! rows on that same table; then the scaling rows from the smallest table
+//! up, loading through the local socket before each size (timed: the
+//! `load/N` rows). Growing only, so each phase's memory is its own.
 
 use std::time::{Duration, Instant};
 
@@ -35,22 +35,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Vec<RowResult>> {
         rows: Vec::new(),
     };
     r.base_rows();
+    r.stress_rows();
     let mut scales = args.scales.clone();
-    scales.sort_unstable_by(|a, b| b.cmp(a));
+    scales.sort_unstable();
+    scales.dedup();
+    let wanted = |n: &u32| args.wants(&format!("n{n}/")) || args.wants(&format!("load/{n}"));
+    let Some(top) = scales.iter().copied().filter(wanted).max() else {
+        return Ok(r.rows);
+    };
     let mut loaded = 0;
-    let wants_scale = scales.iter().any(|n| args.wants(&format!("n{n}/")));
-    if let (Some(&top), true) = (scales.first(), wants_scale || args.wants("load")) {
-        r.load_row(top)?;
-        loaded = top;
-        for &n in &scales {
-            unload(args, n, loaded)?;
-            loaded = n;
-            r.scale_rows(n);
-        }
-    }
-    r.stress_rows(loaded);
-    if loaded > 0 {
-        unload(args, 0, loaded)?;
+    let mut load_secs = 0.0;
+    for n in scales.into_iter().filter(|&n| n <= top) {
+        load_secs += r.load_step(loaded, n, load_secs)?;
+        loaded = n;
+        r.scale_rows(n);
     }
     Ok(r.rows)
 }
@@ -130,30 +128,36 @@ impl Runner<'_> {
         self.lookup_rows(&format!("n{n}"), n, false);
     }
 
-    /// Loads registrations `0..n` and times it (one repetition: loading
-    /// again would need the table emptied first).
-    fn load_row(&mut self, n: u32) -> anyhow::Result<()> {
-        let id = format!("load/{n}");
+    /// Loads registrations `from..to` and records the row `load/{to}`:
+    /// the time to load all `to` from empty, i.e. `before` (the earlier
+    /// steps) plus this step. The lookups run between steps do not change
+    /// the table, so the sum is the time of one load of `to`. One
+    /// repetition: loading again would need the table emptied first.
+    fn load_step(&mut self, from: u32, to: u32, before: f64) -> anyhow::Result<f64> {
+        let id = format!("load/{to}");
         let mon = Monitor::start(self.args.pid);
         let start = Instant::now();
-        let bad = load(self.args, 0..n)?;
+        let bad = load(self.args, from..to)?;
         let secs = start.elapsed().as_secs_f64();
         let mut rep = Rep {
-            value: secs,
-            ok: u64::from(n) - bad,
+            value: before + secs,
+            ok: u64::from(to - from) - bad,
             errors: bad,
+            note: format!("this step {from}..{to}: {secs:.3} s"),
             ..Rep::default()
         };
         mon.finish(&mut rep);
-        eprintln!("{id}: {secs:.3} s, {bad} wrong replies");
+        eprintln!("{id}: {:.3} s in all, {bad} wrong replies", rep.value);
         self.rows.push(RowResult::new(&id, "s", vec![rep]));
-        Ok(())
+        Ok(secs)
     }
 
-    fn stress_rows(&mut self, n: u32) {
+    /// The stress rows, on the base table (before any loading, so that
+    /// their memory figures are their own).
+    fn stress_rows(&mut self) {
         let a = self.args;
         let (udp, dur, to) = (a.udp(), a.dur(), a.timeout());
-        let gp = getport_pool(n.min(10));
+        let gp = getport_pool(0);
         self.row("stress/udp-1-nonreader", "calls/s", || {
             let bad = NonReader::start(udp, wire::getport(PMAP.0, PMAP.1, PMAP.2).framed());
             std::thread::sleep(Duration::from_millis(200));
@@ -249,24 +253,6 @@ fn load(args: &RunArgs, range: std::ops::Range<u32>) -> anyhow::Result<u64> {
         .map(|i| wire::set(BENCH_PROG + i, wire::port_of(i)).framed())
         .collect();
     Ok(c.pipeline(&mut calls, LOAD_WINDOW)?)
-}
-
-/// UNSETs registrations `keep..loaded`, so that `keep` remain.
-fn unload(args: &RunArgs, keep: u32, loaded: u32) -> anyhow::Result<()> {
-    if keep >= loaded {
-        return Ok(());
-    }
-    let start = Instant::now();
-    let mut c = LocalClient::connect(&args.local, Duration::from_secs(30))?;
-    let mut calls: Vec<Call> = (keep..loaded)
-        .map(|i| wire::unset(BENCH_PROG + i).framed())
-        .collect();
-    let bad = c.pipeline(&mut calls, LOAD_WINDOW)?;
-    eprintln!(
-        "unload {loaded} -> {keep}: {:.3} s, {bad} wrong replies",
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ fn print_targets(ours: &Run, reference: &Run) {
             }
         }
     }
-    if let Some(l) = ours.rows.iter().find(|r| r.id.starts_with("load/")) {
+    if let Some(l) = ours.rows.iter().rfind(|r| r.id.starts_with("load/")) {
         line(
             &format!("{} under 1 s", l.id),
             value(l.median, "s"),
