@@ -165,7 +165,7 @@ fn is_rpc_mismatch(request: &[u8], reply: &[u8]) -> bool {
 fn session_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut files = Vec::new();
-    for dir in ["golden", "engine_vectors"] {
+    for dir in ["golden", "golden/local", "engine_vectors"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };
