@@ -52,9 +52,10 @@ fn bad(reason: impl Into<String>) -> StateError {
 }
 
 impl State {
-    /// The file's bytes (pretty JSON, newline-terminated).
+    /// The file's bytes (compact JSON, newline-terminated: 10,000 leases
+    /// take about 1.5 MB).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
         out.push(b'\n');
         out
     }

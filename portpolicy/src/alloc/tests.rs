@@ -416,11 +416,11 @@ fn torn_or_corrupt_state_is_refused() {
     }
     let text = String::from_utf8(bytes).unwrap();
     let e = State::parse(
-        text.replace("\"lease_count\": 1", "\"lease_count\": 2")
+        text.replace("\"lease_count\":1", "\"lease_count\":2")
             .as_bytes(),
     );
     assert_eq!(e.unwrap_err().reason, "lease_count 2 but 1 leases");
-    let e = State::parse(text.replace("\"version\": 1", "\"version\": 2").as_bytes());
+    let e = State::parse(text.replace("\"version\":1", "\"version\":2").as_bytes());
     assert!(e.unwrap_err().reason.contains("version 2"));
     let e = State::parse(text.replace("\"tcp\"", "\"sctp\"").as_bytes());
     assert!(e.unwrap_err().reason.contains("neither tcp nor udp"));
