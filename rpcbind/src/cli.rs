@@ -5,8 +5,8 @@
 //! `-h` takes an address, as in the C daemon, so clap's automatic `-h`
 //! help flag is disabled and help is `--help` only. The C daemon exits 1
 //! on an unknown option; clap exits 2, so [`parse`] maps usage errors to 1.
-//! Debian's `-s`, `-w` and `-r` are not accepted yet (they are refused as
-//! unknown options); the C daemon has no `-L`, and neither do we.
+//! Debian's `-w` (warm start) and `-r` (remote calls) are accepted; the C
+//! daemon has no `-L`, and neither do we.
 
 use std::ffi::OsString;
 
@@ -14,7 +14,7 @@ use clap::error::ErrorKind;
 use clap::{ArgAction, Parser};
 
 /// The usage line, shaped like the C daemon's `usage: rpcbind [-adhilswfr]`.
-const USAGE: &str = "rpcbind [-adfil] [-h ADDR]...";
+const USAGE: &str = "rpcbind [-adfilrw] [-h ADDR]...";
 
 /// The options of rpcbind 1.2.x that this daemon implements.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
@@ -51,6 +51,20 @@ pub struct Cli {
     /// Log every call in one line (caller, procedure, program).
     #[arg(short = 'l')]
     pub log_calls: bool,
+
+    /// Forward remote calls (CALLIT, INDIRECT, BCAST) as Debian's `-r`.
+    #[arg(short = 'r')]
+    pub remote_calls: bool,
+
+    /// Warm start: restore the registrations saved in /run/rpcbind, and
+    /// keep every change durable there before answering it.
+    #[arg(short = 'w')]
+    pub warmstart: bool,
+
+    /// A UDP reply to a non-local client is at most this many times the
+    /// size of its request; larger ones become SYSTEM_ERR (0: no cap).
+    #[arg(long = "udp-reply-factor", value_name = "N", default_value_t = 1)]
+    pub udp_reply_factor: u32,
 
     /// Print this help and exit.
     #[arg(long = "help", action = ArgAction::Help)]
@@ -149,10 +163,20 @@ mod tests {
 
     #[test]
     fn later_issue_flags_are_refused() {
-        for flag in ["-s", "-w", "-r", "-L", "-x", "-V"] {
+        for flag in ["-L", "-x", "-V"] {
             let e = Cli::try_parse_from(["rpcbind", flag]).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::UnknownArgument, "{flag}");
         }
+    }
+
+    #[test]
+    fn warm_start_remote_calls_and_the_reply_cap() {
+        let c = run(&["rpcbind", "-wr", "-f"]);
+        assert!(c.warmstart && c.remote_calls && c.foreground);
+        assert_eq!(c.udp_reply_factor, 1);
+        let c = run(&["rpcbind", "--udp-reply-factor", "0"]);
+        assert!(!c.warmstart && !c.remote_calls);
+        assert_eq!(c.udp_reply_factor, 0);
     }
 
     #[test]

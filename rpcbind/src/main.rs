@@ -23,6 +23,7 @@ mod stream;
 #[allow(unsafe_code)]
 mod sys;
 mod udp;
+mod warmstart;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -92,17 +93,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let calllog =
         (cli.log_calls || cli.debug).then(|| calllog::CallLog::load(Path::new(calllog::RPC_PATH)));
-    let shared = Arc::new(server::Shared::new(engine, calllog, cli.abort_on_error()));
+    let persister = cli.warmstart.then(|| warm_start(&mut engine)).transpose()?;
+    let mut shared = server::Shared::new(engine, calllog, cli.abort_on_error());
+    if let Some(p) = persister {
+        shared = shared.with_warmstart(p);
+    }
+    let shared = Arc::new(shared);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     let served = runtime.block_on(server::serve(
         listeners,
-        shared,
+        shared.clone(),
         server::ServeConfig::default(),
     ));
     runtime.shutdown_timeout(Duration::from_millis(200));
+    shared.shutdown_warmstart();
     for path in &created {
         if let Err(e) = std::fs::remove_file(path) {
             tracing::warn!("cannot remove {}: {e}", path.display());
@@ -110,4 +117,21 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     lock.release();
     served.context("serving failed")
+}
+
+/// `-w`: replaces the lists with the saved ones (as C's `read_warmstart`)
+/// and starts making every change durable.
+fn warm_start(engine: &mut Engine) -> anyhow::Result<warmstart::Persister> {
+    let dir = Path::new(warmstart::STATE_DIR);
+    let owner = nix::unistd::User::from_name("_rpc")
+        .ok()
+        .flatten()
+        .map(|u| (u.uid, u.gid));
+    warmstart::prepare_dir(dir, owner);
+    if let Some(saved) = warmstart::load(dir) {
+        *engine.registry_mut() = saved;
+    }
+    engine.registry_mut().record_changes();
+    warmstart::Persister::start(dir, engine.registry())
+        .with_context(|| format!("cannot write the warm-start state in {}", dir.display()))
 }

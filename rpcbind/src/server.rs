@@ -59,6 +59,8 @@ pub struct Shared {
     abort_on_error: bool,
     /// Reply bytes waiting in every connection's queue.
     queued_replies: AtomicUsize,
+    /// `-w`: makes registry changes durable before their replies.
+    warmstart: Option<crate::warmstart::Persister>,
 }
 
 impl Shared {
@@ -69,6 +71,20 @@ impl Shared {
             calllog,
             abort_on_error,
             queued_replies: AtomicUsize::new(0),
+            warmstart: None,
+        }
+    }
+
+    /// Every registry change will be on disk before its reply is sent.
+    pub fn with_warmstart(mut self, persister: crate::warmstart::Persister) -> Self {
+        self.warmstart = Some(persister);
+        self
+    }
+
+    /// Writes the last changes and the state files (clean exit).
+    pub fn shutdown_warmstart(&self) {
+        if let Some(p) = &self.warmstart {
+            p.shutdown();
         }
     }
 
@@ -77,13 +93,29 @@ impl Shared {
         &self.queued_replies
     }
 
-    /// Answers one request through the engine.
-    pub fn handle(&self, request: &[u8], ctx: &RequestContext) -> Outcome {
+    /// Answers one request through the engine; with `-w`, returns once
+    /// the changes it made are durable.
+    pub async fn handle(&self, request: &[u8], ctx: &RequestContext) -> Outcome {
+        let (outcome, ticket) = self.handle_now(request, ctx);
+        if let (Some(p), Some(t)) = (&self.warmstart, ticket) {
+            p.wait(t).await;
+        }
+        outcome
+    }
+
+    fn handle_now(&self, request: &[u8], ctx: &RequestContext) -> (Outcome, Option<u64>) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
-            engine.handle(request, ctx, SystemTime::now())
+            let outcome = engine.handle(request, ctx, SystemTime::now());
+            // Submitted under the engine lock, so the journal keeps the
+            // registry's order.
+            let ticket = self.warmstart.as_ref().and_then(|p| {
+                let changes = engine.registry_mut().take_changes();
+                (!changes.is_empty()).then(|| p.submit(changes))
+            });
+            (outcome, ticket)
         }));
-        let outcome = match outcome {
+        let (outcome, ticket) = match outcome {
             Ok(o) => o,
             Err(_) => {
                 tracing::error!(
@@ -94,7 +126,7 @@ impl Shared {
                 if self.abort_on_error {
                     std::process::abort();
                 }
-                return Outcome::NoReply;
+                return (Outcome::NoReply, None);
             }
         };
         if let Some(log) = &self.calllog {
@@ -102,7 +134,7 @@ impl Shared {
                 tracing::info!(target: calllog::TARGET, "{line}");
             }
         }
-        outcome
+        (outcome, ticket)
     }
 
     fn set_interfaces(&self, ifs: Vec<proto::engine::Interface>) {
@@ -207,7 +239,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, transport: Transport, shared: Arc<Sha
             local: dg.local.map(|ip| local_addr(ip, port, dg.ifindex)),
             peer_uid: None,
         };
-        let Outcome::Reply(reply) = shared.handle(&buf[..dg.len], &ctx) else {
+        let Outcome::Reply(reply) = shared.handle(&buf[..dg.len], &ctx).await else {
             continue;
         };
         let source = dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex));

@@ -213,7 +213,7 @@ where
     loop {
         while out.len() < limits.max_queued {
             let Some(record) = records.pop() else { break };
-            match shared.handle(&record, ctx) {
+            match shared.handle(&record, ctx).await {
                 Outcome::Reply(reply) => {
                     out.push(&reply);
                     if out.len() > limits.max_queued && out.total() > limits.max_queued_total {
@@ -244,7 +244,7 @@ where
                     if records.push(&rbuf[..n]).is_err() {
                         // Answer what came before the oversized record.
                         while let Some(record) = records.pop() {
-                            if let Outcome::Reply(reply) = shared.handle(&record, ctx) {
+                            if let Outcome::Reply(reply) = shared.handle(&record, ctx).await {
                                 out.push(&reply);
                             }
                         }

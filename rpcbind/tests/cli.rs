@@ -21,7 +21,7 @@ fn help_prints_usage_and_every_flag_then_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("Usage: rpcbind [-adfil] [-h ADDR]..."),
+        stdout.contains("Usage: rpcbind [-adfil") && stdout.contains("] [-h ADDR]..."),
         "{stdout}"
     );
     for flag in [
@@ -31,6 +31,9 @@ fn help_prints_usage_and_every_flag_then_exits_0() {
         "-h <ADDR>",
         "-i",
         "-l",
+        "-r",
+        "-w",
+        "--udp-reply-factor <N>",
         "--help",
         "--version",
     ] {
@@ -51,19 +54,12 @@ fn version_prints_the_package_version() {
 
 #[test]
 fn unknown_option_prints_usage_on_stderr_and_exits_1() {
-    for args in [
-        &["-x"][..],
-        &["-w"],
-        &["-s"],
-        &["-r"],
-        &["--frobnicate"],
-        &["-f", "-L"],
-    ] {
+    for args in [&["-x"][..], &["-s"], &["--frobnicate"], &["-f", "-L"]] {
         let out = rpcbind(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("Usage: rpcbind [-adfil] [-h ADDR]..."),
+            stderr.contains("Usage: rpcbind [-adfil") && stderr.contains("] [-h ADDR]..."),
             "{args:?}: {stderr}"
         );
         assert!(out.stdout.is_empty(), "{args:?}");
