@@ -112,6 +112,24 @@ impl Listeners {
 /// could be bound at all.
 pub fn bind_all(cfg: &ListenConfig) -> io::Result<Listeners> {
     let mut l = Listeners::default();
+    bind_local(&mut l, cfg);
+    for &transport in &cfg.ip_transports {
+        bind_transport(&mut l, transport, cfg);
+    }
+    if let Some(name) = &cfg.abstract_name {
+        bind_abstract(&mut l, name);
+    }
+    if l.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no listener could be bound",
+        ));
+    }
+    Ok(l)
+}
+
+/// Binds the local socket at `cfg.socket_path` into `l` (logged on failure).
+pub(crate) fn bind_local(l: &mut Listeners, cfg: &ListenConfig) {
     match bind_local_path(&cfg.socket_path) {
         Ok(listener) => {
             l.own
@@ -123,31 +141,26 @@ pub fn bind_all(cfg: &ListenConfig) -> io::Result<Listeners> {
         }
         Err(e) => tracing::error!("cannot bind local: {}: {e}", cfg.socket_path.display()),
     }
-    for &transport in &cfg.ip_transports {
-        if transport.is_datagram() {
-            bind_udp_transport(&mut l, transport, cfg);
-        } else {
-            bind_tcp_transport(&mut l, transport, cfg.tcp_port);
-        }
+}
+
+/// Binds one IP transport's sockets into `l` (logged on failure).
+pub(crate) fn bind_transport(l: &mut Listeners, transport: Transport, cfg: &ListenConfig) {
+    if transport.is_datagram() {
+        bind_udp_transport(l, transport, cfg);
+    } else {
+        bind_tcp_transport(l, transport, cfg.tcp_port);
     }
-    if let Some(name) = &cfg.abstract_name {
-        match bind_local_abstract(name) {
-            Ok(listener) => l.local.push(LocalListener {
-                path: None,
-                listener,
-            }),
-            Err(e) => {
-                tracing::warn!("cannot bind abstract socket @{name}: {e}; going on without it")
-            }
-        }
+}
+
+/// Binds the abstract socket `@name` into `l` (a warning on failure).
+pub(crate) fn bind_abstract(l: &mut Listeners, name: &str) {
+    match bind_local_abstract(name) {
+        Ok(listener) => l.local.push(LocalListener {
+            path: None,
+            listener,
+        }),
+        Err(e) => tracing::warn!("cannot bind abstract socket @{name}: {e}; going on without it"),
     }
-    if l.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            "no listener could be bound",
-        ));
-    }
-    Ok(l)
 }
 
 fn is_v6(t: Transport) -> bool {
@@ -259,14 +272,21 @@ fn ip_socket(addr: &SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket>
 /// A UDP socket bound to `addr` that reports each datagram's destination.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = ip_socket(&addr, Type::DGRAM, Protocol::UDP)?;
-    if addr.is_ipv6() {
-        setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)?;
-    } else {
-        setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
-    }
+    enable_pktinfo(&socket, addr.is_ipv6())?;
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Asks for each datagram's destination address (IP_PKTINFO or
+/// IPV6_RECVPKTINFO), so replies can leave from it.
+pub(crate) fn enable_pktinfo(socket: &impl std::os::fd::AsFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true)?;
+    } else {
+        setsockopt(socket, sockopt::Ipv4PacketInfo, &true)?;
+    }
+    Ok(())
 }
 
 /// A listening TCP socket on `addr` with SO_REUSEADDR.

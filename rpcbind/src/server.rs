@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub max_local_connections: usize,
     /// How often the interface list for address merging is refreshed.
     pub interface_refresh: Duration,
+    /// Notified once every listener is being served (systemd READY=1).
+    pub ready: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for ServeConfig {
@@ -47,6 +49,7 @@ impl Default for ServeConfig {
             max_tcp_connections: 1024,
             max_local_connections: 1024,
             interface_refresh: Duration::from_secs(1),
+            ready: None,
         }
     }
 }
@@ -91,6 +94,12 @@ impl Shared {
     /// The daemon-wide count of queued reply bytes (see `stream`).
     pub fn queued_replies(&self) -> &AtomicUsize {
         &self.queued_replies
+    }
+
+    /// How many registrations the engine holds (its own included).
+    pub fn registration_count(&self) -> usize {
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        engine.registry().len()
     }
 
     /// Answers one request through the engine; with `-w`, returns once
@@ -162,6 +171,9 @@ pub async fn serve(
         tokio::spawn(async move { while s.recv().await.is_some() {} });
     }
     spawn_all(listeners, &shared, &cfg)?;
+    if let Some(ready) = &cfg.ready {
+        ready.notify_one();
+    }
     tokio::spawn(refresh_interfaces(shared.clone(), cfg.interface_refresh));
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: exiting"),
