@@ -132,6 +132,6 @@ fn warm_start(engine: &mut Engine) -> anyhow::Result<warmstart::Persister> {
         *engine.registry_mut() = saved;
     }
     engine.registry_mut().record_changes();
-    warmstart::Persister::start(dir, engine.registry())
+    warmstart::Persister::start(dir, owner, engine.registry())
         .with_context(|| format!("cannot write the warm-start state in {}", dir.display()))
 }

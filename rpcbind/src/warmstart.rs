@@ -134,7 +134,7 @@ fn load_journal(path: &Path, hash: u64, interrupted: bool) -> Option<Registry> {
 /// Creates the state directory as C does (mode 0750, owned by the user
 /// the daemon will run as, so that it can write there after dropping
 /// privileges).
-pub fn prepare_dir(dir: &Path, owner: Option<(nix::unistd::Uid, nix::unistd::Gid)>) {
+pub fn prepare_dir(dir: &Path, owner: Owner) {
     use std::os::unix::fs::DirBuilderExt;
     let made = std::fs::DirBuilder::new().mode(0o750).create(dir);
     if let Err(e) = made {
@@ -149,13 +149,20 @@ pub fn prepare_dir(dir: &Path, owner: Option<(nix::unistd::Uid, nix::unistd::Gid
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// The user that owns the state files (C's run-as user, `_rpc`), so that
+/// a C daemon that reads them after dropping privileges can.
+pub type Owner = Option<(nix::unistd::Uid, nix::unistd::Gid)>;
+
+fn write_synced(path: &Path, bytes: &[u8], owner: Owner) -> io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    if let Some((uid, gid)) = owner.filter(|_| nix::unistd::geteuid().is_root()) {
+        nix::unistd::fchown(&f, Some(uid), Some(gid))?;
+    }
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -163,6 +170,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// The files of one state directory and the open journal.
 struct Files {
     dir: PathBuf,
+    owner: Owner,
     journal: File,
     journal_len: u64,
     state_len: u64,
@@ -172,16 +180,16 @@ impl Files {
     /// Rewrites the C files and starts a fresh journal holding the whole
     /// state. The journal is renamed first: a crash between the renames
     /// leaves `*.tmp` behind, which tells `load` to trust the journal.
-    fn compact(dir: &Path, reg: &Registry) -> io::Result<Files> {
+    fn compact(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<Files> {
         let rpcb = ws::encode_rpcb_file(reg.iter());
         let pmap = ws::encode_pmap_file(reg.pmap_iter());
         let (rpcb_path, pmap_path) = (dir.join(RPCB_FILE), dir.join(PMAP_FILE));
         let journal_path = dir.join(JOURNAL_FILE);
-        write_synced(&tmp(&rpcb_path), &rpcb)?;
-        write_synced(&tmp(&pmap_path), &pmap)?;
+        write_synced(&tmp(&rpcb_path), &rpcb, owner)?;
+        write_synced(&tmp(&pmap_path), &pmap, owner)?;
         let mut journal = ws::journal_header(ws::state_hash(&rpcb, &pmap));
         journal.extend(ws::full_state_record(reg.iter(), reg.pmap_iter()));
-        write_synced(&tmp(&journal_path), &journal)?;
+        write_synced(&tmp(&journal_path), &journal, owner)?;
         for p in [&journal_path, &rpcb_path, &pmap_path] {
             std::fs::rename(tmp(p), p)?;
         }
@@ -189,6 +197,7 @@ impl Files {
         let file = OpenOptions::new().append(true).open(&journal_path)?;
         Ok(Files {
             dir: dir.to_owned(),
+            owner,
             journal: file,
             journal_len: journal.len() as u64,
             state_len: (rpcb.len() + pmap.len()) as u64,
@@ -232,11 +241,11 @@ pub struct Persister {
 impl Persister {
     /// Writes the current state (C files and a fresh journal) and starts
     /// the writer thread, which keeps a replica of the registry.
-    pub fn start(dir: &Path, registry: &Registry) -> io::Result<Persister> {
+    pub fn start(dir: &Path, owner: Owner, registry: &Registry) -> io::Result<Persister> {
         let mut replica =
             Registry::from_lists(registry.iter().cloned(), registry.pmap_iter().copied());
         replica.take_changes();
-        let files = Files::compact(dir, &replica)?;
+        let files = Files::compact(dir, owner, &replica)?;
         let (durable, _) = tokio::sync::watch::channel(0);
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue::default()),
@@ -322,7 +331,7 @@ fn writer(inner: &Inner, mut files: Files, mut replica: Registry) {
             }
         }
         if shutdown || files.wants_compaction() {
-            match Files::compact(&files.dir, &replica) {
+            match Files::compact(&files.dir, files.owner, &replica) {
                 Ok(f) => files = f,
                 Err(e) => tracing::error!(
                     "warm start: cannot write the state in {}: {e}",
@@ -379,7 +388,7 @@ mod tests {
             "superuser",
         );
         reg.record_changes();
-        let p = Persister::start(&dir, &reg).unwrap();
+        let p = Persister::start(&dir, None, &reg).unwrap();
         let ticket = churn(&p, &mut reg, 300);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -406,7 +415,7 @@ mod tests {
         let dir = scratch("other");
         let mut reg = Registry::new();
         reg.record_changes();
-        let p = Persister::start(&dir, &reg).unwrap();
+        let p = Persister::start(&dir, None, &reg).unwrap();
         churn(&p, &mut reg, 10);
         p.shutdown();
         let other = ws::encode_rpcb_file([]);
