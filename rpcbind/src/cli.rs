@@ -5,7 +5,8 @@
 //! `-h` takes an address, as in the C daemon, so clap's automatic `-h`
 //! help flag is disabled and help is `--help` only. The C daemon exits 1
 //! on an unknown option; clap exits 2, so [`parse`] maps usage errors to 1.
-//! Debian's `-w` (warm start) and `-r` (remote calls) are accepted; the C
+//! Debian's `-w` (warm start), `-r` (remote calls) and `-s` (run as
+//! `daemon`, see `privdrop`) are accepted; the C
 //! daemon has no `-L`, and neither do we.
 
 use std::ffi::OsString;
@@ -14,7 +15,7 @@ use clap::error::ErrorKind;
 use clap::{ArgAction, Parser};
 
 /// The usage line, shaped like the C daemon's `usage: rpcbind [-adhilswfr]`.
-const USAGE: &str = "rpcbind [-adfilrw] [-h ADDR]...";
+const USAGE: &str = "rpcbind [-adfilrsw] [-h ADDR]...";
 
 /// The options of rpcbind 1.2.x that this daemon implements.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
@@ -51,6 +52,12 @@ pub struct Cli {
     /// Log every call in one line (caller, procedure, program).
     #[arg(short = 'l')]
     pub log_calls: bool,
+
+    /// Run as user `daemon` instead of `_rpc` once the sockets are bound
+    /// (as rpcbind 1.2.x's `-s`; without it Debian's build changes to
+    /// `_rpc`, and so do we).
+    #[arg(short = 's')]
+    pub run_as_daemon: bool,
 
     /// Forward remote calls (CALLIT, INDIRECT, BCAST) as Debian's `-r`.
     #[arg(short = 'r')]
@@ -167,6 +174,12 @@ mod tests {
             let e = Cli::try_parse_from(["rpcbind", flag]).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::UnknownArgument, "{flag}");
         }
+    }
+
+    #[test]
+    fn s_runs_as_daemon() {
+        assert!(run(&["rpcbind", "-sf"]).run_as_daemon);
+        assert!(!run(&["rpcbind", "-f"]).run_as_daemon);
     }
 
     #[test]
