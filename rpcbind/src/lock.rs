@@ -72,7 +72,22 @@ impl InstanceLock {
         Err(io_err(io::Error::other("lock file keeps being replaced")))
     }
 
-    /// Removes the lock file, then releases the lock (clean exit).
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The locked descriptor (kept open by the cleanup keeper, see
+    /// `privdrop`, so the lock outlives the daemon until the files are
+    /// gone).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+
+    /// Removes the lock file, then releases the lock (clean exit). The
+    /// daemon leaves this to the cleanup keeper (`privdrop`) now.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn release(self) {
         if let Err(e) = std::fs::remove_file(&self.path) {
             if e.kind() != io::ErrorKind::NotFound {

@@ -6,6 +6,7 @@
 //! the differences from the C daemon.
 #![deny(unsafe_code)]
 
+mod activation;
 mod calllog;
 mod cli;
 mod conns;
@@ -15,6 +16,8 @@ mod listeners;
 mod lock;
 mod logging;
 mod netconfig;
+mod notify;
+mod privdrop;
 mod server;
 #[cfg(test)]
 mod server_tests;
@@ -22,6 +25,8 @@ mod services;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
+#[allow(unsafe_code)]
+mod sysext;
 mod udp;
 mod warmstart;
 
@@ -38,6 +43,15 @@ use crate::listeners::ListenConfig;
 use crate::lock::InstanceLock;
 
 fn main() -> ExitCode {
+    // systemd's environment is read and removed before any thread exists.
+    let passed = match activation::Passed::take_from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rpcbind: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let notifier = notify::Notifier::take_from_env().map(Arc::new);
     let cli = match cli::parse(std::env::args_os()) {
         Parsed::Run(cli) => cli,
         Parsed::Exit(0) => return ExitCode::SUCCESS,
@@ -46,7 +60,7 @@ fn main() -> ExitCode {
     if cli.abort && !cli.debug {
         eprintln!("-a (abort) specified without -d (debugging) -- ignored.");
     }
-    match run(&cli) {
+    match run(&cli, passed, notifier) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<AlreadyReported>() => ExitCode::from(1),
         Err(e) => {
@@ -64,7 +78,11 @@ fn main() -> ExitCode {
 #[error("already reported")]
 struct AlreadyReported;
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(
+    cli: &Cli,
+    passed: activation::Passed,
+    notifier: Option<Arc<notify::Notifier>>,
+) -> anyhow::Result<()> {
     logging::init(cli.foreground, cli.debug);
     let lock = InstanceLock::acquire(Path::new(lock::LOCK_PATH))?;
     if !nix::unistd::geteuid().is_root() {
@@ -72,10 +90,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("Sorry. You are not superuser");
         return Err(AlreadyReported.into());
     }
+    let user = privdrop::target_user(cli.run_as_daemon)?;
     let ports = services::ports(Path::new(services::SERVICES_PATH));
     let transports = netconfig::ip_transports(Path::new(netconfig::NETCONFIG_PATH));
     let cfg = ListenConfig::standard(ports.udp, ports.tcp, cli.hosts.clone(), transports);
-    let listeners = listeners::bind_all(&cfg).context("cannot start")?;
+    let listeners = if passed.is_empty() {
+        listeners::bind_all(&cfg).context("cannot start")?
+    } else {
+        tracing::debug!("{} sockets passed by systemd", passed.len());
+        activation::listeners(passed, &cfg).context("cannot start")?
+    };
     let created: Vec<PathBuf> = listeners
         .local
         .iter()
@@ -84,6 +108,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if !cli.foreground {
         daemonize::detach().context("cannot detach into the background")?;
     }
+    let keeper = privdrop::Keeper::spawn(created, &lock)?;
+    // The allocation service is not started from here yet; once it is,
+    // its `enabled` decides whether CAP_NET_BIND_SERVICE stays.
+    let allocation_enabled = false;
+    privdrop::drop_to(&user, allocation_enabled)?;
     let mut engine = Engine::new(EngineConfig {
         insecure: cli.insecure,
         ..EngineConfig::default()
@@ -103,19 +132,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let served = runtime.block_on(server::serve(
-        listeners,
-        shared.clone(),
-        server::ServeConfig::default(),
-    ));
+    let ready = Arc::new(tokio::sync::Notify::new());
+    let serve_cfg = server::ServeConfig {
+        ready: Some(ready.clone()),
+        ..server::ServeConfig::default()
+    };
+    let served = runtime.block_on(async {
+        if let Some(n) = &notifier {
+            tokio::spawn(notify::run(n.clone(), ready, shared.clone()));
+        }
+        server::serve(listeners, shared.clone(), serve_cfg).await
+    });
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
+    }
     runtime.shutdown_timeout(Duration::from_millis(200));
     shared.shutdown_warmstart();
-    for path in &created {
-        if let Err(e) = std::fs::remove_file(path) {
-            tracing::warn!("cannot remove {}: {e}", path.display());
-        }
-    }
-    lock.release();
+    keeper.finish(lock);
     served.context("serving failed")
 }
 
