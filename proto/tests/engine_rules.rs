@@ -964,3 +964,30 @@ fn udp_replies_over_8800_bytes_are_not_sent() {
         "TCP is not limited"
     );
 }
+
+#[test]
+fn udp_replies_to_remote_callers_are_capped_at_the_request_size() {
+    use proto::engine::cap_udp_reply;
+    let remote: std::net::SocketAddr = "192.0.2.7:700".parse().unwrap();
+    let big = {
+        let mut v = 0x1234_5678u32.to_be_bytes().to_vec();
+        v.extend([0u8; 996]);
+        v
+    };
+    let capped = cap_udp_reply(big.clone(), 100, remote, 1);
+    assert_eq!(
+        capped,
+        [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5],
+        "SYSTEM_ERR with the request's xid"
+    );
+    assert_eq!(
+        cap_udp_reply(big.clone(), 100, remote, 10),
+        big,
+        "within 10x"
+    );
+    assert_eq!(cap_udp_reply(big.clone(), 100, remote, 0), big, "cap off");
+    for local in ["127.0.0.1:700", "[::1]:700", "[::ffff:127.0.0.9]:700"] {
+        let peer = local.parse().unwrap();
+        assert_eq!(cap_udp_reply(big.clone(), 100, peer, 1), big, "{local}");
+    }
+}

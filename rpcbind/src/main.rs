@@ -135,6 +135,7 @@ fn run(
     let ready = Arc::new(tokio::sync::Notify::new());
     let serve_cfg = server::ServeConfig {
         ready: Some(ready.clone()),
+        udp_reply_factor: cli.udp_reply_factor,
         ..server::ServeConfig::default()
     };
     let served = runtime.block_on(async {

@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub interface_refresh: Duration,
     /// Notified once every listener is being served (systemd READY=1).
     pub ready: Option<Arc<tokio::sync::Notify>>,
+    /// `--udp-reply-factor`: see `proto::engine::cap_udp_reply`.
+    pub udp_reply_factor: u32,
 }
 
 impl Default for ServeConfig {
@@ -49,6 +51,7 @@ impl Default for ServeConfig {
             max_tcp_connections: 1024,
             max_local_connections: 1024,
             interface_refresh: Duration::from_secs(1),
+            udp_reply_factor: 1,
             ready: None,
         }
     }
@@ -194,7 +197,8 @@ pub fn spawn_all(
     let local_table = ConnTable::new(cfg.max_local_connections);
     for l in listeners.udp {
         let socket = Arc::new(UdpSocket::from_std(l.socket)?);
-        tokio::spawn(serve_udp(socket, l.transport, shared.clone()));
+        let factor = cfg.udp_reply_factor;
+        tokio::spawn(serve_udp(socket, l.transport, shared.clone(), factor));
     }
     for l in listeners.tcp {
         let listener = TcpListener::from_std(l.listener)?;
@@ -228,7 +232,12 @@ async fn refresh_interfaces(shared: Arc<Shared>, every: Duration) {
     }
 }
 
-async fn serve_udp(socket: Arc<UdpSocket>, transport: Transport, shared: Arc<Shared>) {
+async fn serve_udp(
+    socket: Arc<UdpSocket>,
+    transport: Transport,
+    shared: Arc<Shared>,
+    reply_factor: u32,
+) {
     let fd = socket.as_raw_fd();
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut buf = vec![0u8; udp::MAX_DATAGRAM];
@@ -254,6 +263,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, transport: Transport, shared: Arc<Sha
         let Outcome::Reply(reply) = shared.handle(&buf[..dg.len], &ctx).await else {
             continue;
         };
+        let reply = proto::engine::cap_udp_reply(reply, dg.len, dg.peer, reply_factor);
         let source = dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex));
         let sent = socket
             .async_io(Interest::WRITABLE, || {

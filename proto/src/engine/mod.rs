@@ -138,6 +138,32 @@ pub enum Outcome {
     Close,
 }
 
+/// The reflection cap (issue 5, not in C): a UDP reply to a caller that
+/// is not on loopback may be at most `factor` times the size of its
+/// request, so that the daemon cannot amplify spoofed traffic (DUMP and
+/// GETSTAT are the vectors). A larger reply becomes SYSTEM_ERR with the
+/// same xid, which clients report (or retry over TCP). `factor` 0 turns
+/// the cap off; loopback callers are never capped.
+pub fn cap_udp_reply(reply: Vec<u8>, request_len: usize, peer: SocketAddr, factor: u32) -> Vec<u8> {
+    let limit = request_len.saturating_mul(factor as usize);
+    if factor == 0 || reply.len() <= limit || is_loopback(peer) {
+        return reply;
+    }
+    match reply.first_chunk::<4>() {
+        Some(xid) => Reply::accepted(u32::from_be_bytes(*xid), AcceptedReply::SystemErr).to_xdr(),
+        None => reply,
+    }
+}
+
+fn is_loopback(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(a) => a.is_loopback(),
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
 /// The rpcbind engine: the registry, the statistics and the dispatcher.
 #[derive(Clone, Debug)]
 pub struct Engine {
