@@ -108,6 +108,11 @@ fn run(
     if !cli.foreground {
         daemonize::detach().context("cannot detach into the background")?;
     }
+    let owner = Some((user.uid, user.gid));
+    if cli.warmstart {
+        // Created (and handed to the user) while still root, like C.
+        warmstart::prepare_dir(Path::new(warmstart::STATE_DIR), owner);
+    }
     let keeper = privdrop::Keeper::spawn(created, &lock)?;
     // The allocation service is not started from here yet; once it is,
     // its `enabled` decides whether CAP_NET_BIND_SERVICE stays.
@@ -122,7 +127,10 @@ fn run(
     }
     let calllog =
         (cli.log_calls || cli.debug).then(|| calllog::CallLog::load(Path::new(calllog::RPC_PATH)));
-    let persister = cli.warmstart.then(|| warm_start(&mut engine)).transpose()?;
+    let persister = cli
+        .warmstart
+        .then(|| warm_start(&mut engine, owner))
+        .transpose()?;
     let mut shared = server::Shared::new(engine, calllog, cli.abort_on_error());
     if let Some(p) = persister {
         shared = shared.with_warmstart(p);
@@ -155,13 +163,12 @@ fn run(
 
 /// `-w`: replaces the lists with the saved ones (as C's `read_warmstart`)
 /// and starts making every change durable.
-fn warm_start(engine: &mut Engine) -> anyhow::Result<warmstart::Persister> {
+/// The directory was prepared before the privilege drop (see `run`).
+fn warm_start(
+    engine: &mut Engine,
+    owner: warmstart::Owner,
+) -> anyhow::Result<warmstart::Persister> {
     let dir = Path::new(warmstart::STATE_DIR);
-    let owner = nix::unistd::User::from_name("_rpc")
-        .ok()
-        .flatten()
-        .map(|u| (u.uid, u.gid));
-    warmstart::prepare_dir(dir, owner);
     if let Some(saved) = warmstart::load(dir) {
         *engine.registry_mut() = saved;
     }
