@@ -73,6 +73,16 @@ pub struct Cli {
     #[arg(long = "udp-reply-factor", value_name = "N", default_value_t = 1)]
     pub udp_reply_factor: u32,
 
+    /// Allocation service: read this portpolicy config file only (instead
+    /// of /etc/portpolicy.toml and /etc/portpolicy.d).
+    #[arg(long = "policy-config", value_name = "PATH")]
+    pub policy_config: Option<std::path::PathBuf>,
+
+    /// Allocation service: where its leases and reservations are saved
+    /// (default /var/lib/rpcbind/portalloc.state).
+    #[arg(long = "alloc-state", value_name = "PATH")]
+    pub alloc_state: Option<std::path::PathBuf>,
+
     /// Print this help and exit.
     #[arg(long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -130,6 +140,14 @@ fn usage_error(e: &clap::Error) -> String {
 }
 
 impl Cli {
+    /// What the allocation service takes from the command line.
+    pub fn alloc_options(&self) -> crate::alloc::Options {
+        crate::alloc::Options {
+            policy_config: self.policy_config.clone(),
+            state_path: self.alloc_state.clone(),
+        }
+    }
+
     /// `-a` only counts with `-d`, as in the C daemon.
     pub fn abort_on_error(&self) -> bool {
         self.abort && self.debug

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 mod activation;
+mod alloc;
 mod calllog;
 mod cli;
 mod conns;
@@ -105,6 +106,9 @@ fn run(
         .iter()
         .filter_map(|l| l.path.clone())
         .collect();
+    // Reservations are held from here on, before anyone is served.
+    let alloc = alloc::Service::start(&cli.alloc_options())
+        .context("cannot start the allocation service")?;
     if !cli.foreground {
         daemonize::detach().context("cannot detach into the background")?;
     }
@@ -131,7 +135,10 @@ fn run(
         .warmstart
         .then(|| warm_start(&mut engine, owner))
         .transpose()?;
-    let mut shared = server::Shared::new(engine, calllog, cli.abort_on_error());
+    alloc.restore_registrations(&mut engine);
+    let alloc = Arc::new(alloc);
+    let mut shared =
+        server::Shared::new(engine, calllog, cli.abort_on_error()).with_alloc(alloc.clone());
     if let Some(p) = persister {
         shared = shared.with_warmstart(p);
     }
@@ -140,6 +147,7 @@ fn run(
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    runtime.spawn(alloc::run_background(alloc, shared.clone()));
     let ready = Arc::new(tokio::sync::Notify::new());
     let serve_cfg = server::ServeConfig {
         ready: Some(ready.clone()),

@@ -67,6 +67,8 @@ pub struct Shared {
     queued_replies: AtomicUsize,
     /// `-w`: makes registry changes durable before their replies.
     warmstart: Option<crate::warmstart::Persister>,
+    /// The port-allocation service (local socket only).
+    alloc: Option<Arc<crate::alloc::Service>>,
 }
 
 impl Shared {
@@ -78,7 +80,25 @@ impl Shared {
             abort_on_error,
             queued_replies: AtomicUsize::new(0),
             warmstart: None,
+            alloc: None,
         }
+    }
+
+    /// Serves the port-allocation service on the local socket.
+    pub fn with_alloc(mut self, service: Arc<crate::alloc::Service>) -> Self {
+        self.alloc = Some(service);
+        self
+    }
+
+    /// The port-allocation service, when it runs.
+    pub fn alloc(&self) -> Option<&Arc<crate::alloc::Service>> {
+        self.alloc.as_ref()
+    }
+
+    /// Runs `f` on the engine (the allocation service's registrations).
+    pub fn with_engine<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> T {
+        let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut engine)
     }
 
     /// Every registry change will be on disk before its reply is sent.
@@ -305,7 +325,11 @@ async fn accept_tcp(listener: TcpListener, (transport, shared, table, limits): T
         };
         let guard = table.admit();
         let (read, write) = conn.into_split();
-        let halves = stream::Halves { read, write };
+        let halves = stream::Halves {
+            read,
+            write,
+            alloc: None,
+        };
         tokio::spawn(stream::serve(halves, ctx, shared.clone(), guard, limits));
     }
 }
@@ -331,8 +355,11 @@ async fn accept_local(
             peer_uid: conn.peer_cred().ok().map(|c| c.uid()),
         };
         let guard = table.admit();
+        let alloc = shared
+            .alloc()
+            .and_then(|svc| crate::alloc::Conn::new(svc.clone(), shared.clone(), &conn));
         let (read, write) = conn.into_split();
-        let halves = stream::Halves { read, write };
+        let halves = stream::Halves { read, write, alloc };
         tokio::spawn(stream::serve(halves, ctx, shared.clone(), guard, limits));
     }
 }

@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use proto::engine::{Outcome, RequestContext};
 use proto::record::{encode_record, record_mark, RecordAssembler, MAX_FRAGMENT_LEN};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
+use crate::alloc::{FdMarks, ReplyWrite};
 use crate::conns::ConnGuard;
 use crate::server::Shared;
 
@@ -100,6 +101,8 @@ struct OutQueue<'a> {
     buf: Vec<u8>,
     pos: usize,
     total: &'a AtomicUsize,
+    /// Sockets granted by the allocation service, sent with their replies.
+    fds: FdMarks,
 }
 
 impl Drop for OutQueue<'_> {
@@ -114,6 +117,7 @@ impl<'a> OutQueue<'a> {
             buf: Vec::new(),
             pos: 0,
             total,
+            fds: FdMarks::default(),
         }
     }
 
@@ -142,6 +146,21 @@ impl<'a> OutQueue<'a> {
         }
         self.total
             .fetch_add(self.buf.len() - before, Ordering::Relaxed);
+        self.fds.queued(self.buf.len() - before);
+    }
+
+    /// Queues a reply with a descriptor to send beside its first byte.
+    fn push_with_fd(&mut self, reply: &[u8], fd: Option<std::os::fd::OwnedFd>) {
+        if let Some(fd) = fd {
+            self.fds.attach(fd);
+        }
+        self.push(reply);
+    }
+
+    /// The bytes the next write sends, and the descriptor to send with them.
+    fn next_write(&self) -> (&[u8], Option<std::os::fd::BorrowedFd<'_>>) {
+        let (len, fd) = self.fds.window(self.len());
+        (&self.pending()[..len], fd)
     }
 
     fn pending(&self) -> &[u8] {
@@ -151,6 +170,7 @@ impl<'a> OutQueue<'a> {
     fn advance(&mut self, n: usize) {
         let n = n.min(self.len());
         self.total.fetch_sub(n, Ordering::Relaxed);
+        self.fds.written(n);
         self.pos += n;
         if self.pos >= self.buf.len() {
             self.buf.clear();
@@ -162,11 +182,13 @@ impl<'a> OutQueue<'a> {
 }
 
 /// The two halves of a connection (`into_split` of a TCP or Unix stream,
-/// which need no lock between them).
+/// which need no lock between them), and on the local socket the
+/// allocation service as this peer sees it.
 #[derive(Debug)]
 pub struct Halves<R, W> {
     pub read: R,
     pub write: W,
+    pub alloc: Option<crate::alloc::Conn>,
 }
 
 /// Serves one connection until it ends; `ctx` describes the transport and
@@ -179,7 +201,7 @@ pub async fn serve<R, W>(
     limits: StreamLimits,
 ) where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: ReplyWrite,
 {
     let end = run(halves, &ctx, &shared, &guard, limits).await;
     tracing::debug!(
@@ -199,11 +221,12 @@ async fn run<R, W>(
 ) -> End
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: ReplyWrite,
 {
     let Halves {
         read: mut rd,
         write: mut stream,
+        alloc,
     } = halves;
     let mut records = RecordAssembler::new(limits.max_record);
     let mut out = OutQueue::new(shared.queued_replies());
@@ -213,6 +236,10 @@ where
     loop {
         while out.len() < limits.max_queued {
             let Some(record) = records.pop() else { break };
+            if let Some((reply, fd)) = alloc.as_ref().and_then(|a| a.handle(&record)) {
+                out.push_with_fd(&reply, fd);
+                continue;
+            }
             match shared.handle(&record, ctx).await {
                 Outcome::Reply(reply) => {
                     out.push(&reply);
@@ -253,7 +280,7 @@ where
                 }
                 Err(e) => return End::Io(e),
             },
-            w = stream.write(out.pending()), if writing => match w {
+            w = write_next(&mut stream, &out), if writing => match w {
                 Ok(0) => return End::Eof,
                 Ok(n) => {
                     out.advance(n);
@@ -270,14 +297,31 @@ where
     }
 }
 
+/// One write of queued bytes: a sendmsg() with the descriptor when the
+/// next byte is the first of a reply that grants a socket.
+async fn write_next<S: ReplyWrite>(stream: &mut S, out: &OutQueue<'_>) -> std::io::Result<usize> {
+    match out.next_write() {
+        (bytes, Some(fd)) => stream.send_fd(bytes, fd).await,
+        (bytes, None) => stream.write(bytes).await,
+    }
+}
+
 /// Writes what is queued (bounded by the write-stall limit); the caller
 /// then drops (closes) the stream.
-async fn flush_then<S>(mut stream: S, out: OutQueue<'_>, limits: StreamLimits, end: End) -> End
+async fn flush_then<S>(mut stream: S, mut out: OutQueue<'_>, limits: StreamLimits, end: End) -> End
 where
-    S: AsyncWrite + Unpin,
+    S: ReplyWrite,
 {
     if out.len() > 0 {
-        let write = stream.write_all(out.pending());
+        let write = async {
+            while out.len() > 0 {
+                match write_next(&mut stream, &out).await? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    n => out.advance(n),
+                }
+            }
+            Ok(())
+        };
         match tokio::time::timeout(limits.write_stall, write).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return End::Io(e),

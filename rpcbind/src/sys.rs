@@ -1,4 +1,5 @@
-//! The only unsafe code of the daemon: `fork(2)`. Each block carries its
+//! The only unsafe code of the daemon: `fork(2)` and `pidfd_open(2)`
+//! (allocation service, see `alloc`). Each block carries its
 //! `// SAFETY:` argument. Does I/O (process creation).
 
 use std::io;
@@ -33,4 +34,20 @@ pub fn fork_single_threaded() -> io::Result<Forked> {
         nix::unistd::ForkResult::Parent { .. } => Ok(Forked::Parent),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
+}
+
+/// `pidfd_open(2)`: a descriptor that refers to process `pid` (for
+/// kernels without SO_PEERPIDFD); readable once the process has exited.
+pub fn pidfd_open(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags by value and touches no
+    // memory of ours; the result is checked before use.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this new descriptor to us (close-
+    // on-exec, as pidfds always are) and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }

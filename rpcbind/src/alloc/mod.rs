@@ -1,0 +1,267 @@
+//! The port-allocation service (PORTALLOC, program 0x20000111, see
+//! `proto/alloc.x`) inside the daemon: the I/O driver of the pure
+//! allocator `portpolicy::alloc`. It binds the sockets the allocator
+//! decides on, passes them to callers on the local socket only (the
+//! program is never in the portmapper's table and is not routed on UDP or
+//! TCP, where the engine answers PROG_UNAVAIL as for any unknown program),
+//! holds the policy's reservations, watches lease owners through pidfds
+//! and saves the state atomically before each reply. Does I/O (sockets,
+//! files, /proc).
+//!
+//! Locking: one `std::sync::Mutex` around the allocator and the held
+//! sockets, never held across an `.await`; the engine's lock is taken
+//! inside it (registrations), never the other way round.
+
+mod dispatch;
+mod handoff;
+mod ops;
+mod peer;
+mod persist;
+mod sockets;
+mod watch;
+
+pub use dispatch::Conn;
+pub use handoff::FdMarks;
+pub use peer::Peer;
+pub use sockets::ReplyWrite;
+pub use watch::run as run_background;
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use portpolicy::alloc::{AllocPolicy, Allocator, Decision, Lease, Settings, State};
+use proto::alloc::{Family, Socktype};
+use proto::engine::Engine;
+use proto::rpc::{Program, Version};
+
+/// Where the state lives unless `--alloc-state` says otherwise.
+pub const DEFAULT_STATE_PATH: &str = "/var/lib/rpcbind/portalloc.state";
+
+/// What the command line says about the service.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--policy-config PATH`: read this portpolicy config only.
+    pub policy_config: Option<PathBuf>,
+    /// `--alloc-state PATH`.
+    pub state_path: Option<PathBuf>,
+}
+
+/// The service: the allocator, the sockets it holds, the state file.
+#[derive(Debug)]
+pub struct Service {
+    inner: Mutex<Inner>,
+    state_path: PathBuf,
+    enabled: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    alloc: Allocator,
+    /// Reservation sockets held by the daemon, by (name, socket type).
+    held: HashMap<(String, Socktype), OwnedFd>,
+    /// Pids with a pidfd watcher running.
+    watched: HashSet<i32>,
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Service {
+    /// Loads the policy and the saved state, and binds every reservation
+    /// (before the daemon serves anyone). A policy that cannot be read is
+    /// an error: the daemon says so rather than run without its policy.
+    pub fn start(opts: &Options) -> anyhow::Result<Service> {
+        let paths = portpolicy::load::Paths {
+            config: opts.policy_config.clone(),
+            ..Default::default()
+        };
+        let config = portpolicy::load::config(&paths).context("allocation policy")?;
+        let kernel = portpolicy::load::kernel(&paths).context("allocation policy")?;
+        let sources = portpolicy::load::sources(&paths, &kernel).context("allocation policy")?;
+        let policy = AllocPolicy::compute(&config, &sources).context("allocation policy")?;
+        let family = if sockets::ipv6_available() {
+            Family::Inet6
+        } else {
+            Family::Inet
+        };
+        let settings = Settings::from_config(&config, family);
+        let state_path = opts
+            .state_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_PATH));
+        let alloc = restore(policy, settings, &state_path);
+        let service = Service {
+            inner: Mutex::new(Inner {
+                alloc,
+                held: HashMap::new(),
+                watched: HashSet::new(),
+            }),
+            state_path,
+            enabled: config.allocation.enabled,
+        };
+        if service.enabled {
+            service.hold_reservations();
+        }
+        Ok(service)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Binds every reservation not held yet; one that cannot be bound is
+    /// logged and tried again later (see `watch`).
+    fn hold_reservations(&self) {
+        let mut inner = self.lock();
+        let binds = inner.alloc.hold_reservations();
+        if binds.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        for bind in binds {
+            let name = bind.reservation.clone().unwrap_or_default();
+            let (port, socktype) = (bind.port, bind.socktype);
+            match sockets::bind(&bind) {
+                Ok(fd) => {
+                    if let Decision::Granted(_) = inner.alloc.on_bound(bind.attempt, now()) {
+                        inner.held.insert((name.clone(), socktype), fd);
+                        tracing::info!("holding reservation {name}: {port}/{socktype}");
+                        changed = true;
+                    }
+                }
+                Err(errno) => {
+                    inner.alloc.abandon(bind.attempt);
+                    tracing::warn!(
+                        "reservation {name}: cannot hold {port}/{socktype}: {} (retrying)",
+                        std::io::Error::from_raw_os_error(errno)
+                    );
+                }
+            }
+        }
+        if changed {
+            self.save(&inner);
+        }
+    }
+
+    /// Writes the state (temp file, fsync, rename); a failure is logged:
+    /// the change stands in memory and the next write carries it.
+    fn save(&self, inner: &Inner) {
+        if let Err(e) = persist::write_atomic(&self.state_path, &inner.alloc.state().to_json()) {
+            tracing::error!("cannot save {}: {e}", self.state_path.display());
+        }
+    }
+
+    /// Puts the registrations of the restored leases back in the engine
+    /// (the registry starts empty after a restart).
+    pub fn restore_registrations(&self, engine: &mut Engine) {
+        let inner = self.lock();
+        for lease in inner.alloc.leases() {
+            register(engine, lease);
+        }
+    }
+}
+
+/// The allocator from the saved state; a missing file is a fresh start,
+/// an unusable one is set aside (renamed `.bad`) and logged.
+fn restore(policy: AllocPolicy, settings: Settings, path: &Path) -> Allocator {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Allocator::new(policy, settings)
+        }
+        Err(e) => {
+            tracing::error!("cannot read {}: {e}; starting empty", path.display());
+            return Allocator::new(policy, settings);
+        }
+    };
+    let restored =
+        State::parse(&bytes).and_then(|state| Allocator::restore(policy.clone(), settings, state));
+    match restored {
+        Ok(alloc) => alloc,
+        Err(e) => {
+            let aside = path.with_extension("state.bad");
+            tracing::error!(
+                "{}: {e}; set aside as {}, starting empty",
+                path.display(),
+                aside.display()
+            );
+            let _ = std::fs::rename(path, &aside);
+            Allocator::new(policy, settings)
+        }
+    }
+}
+
+/// The netid of a lease's socket (`tcp`, `udp6`, ...).
+fn netid(family: Family, socktype: Socktype) -> String {
+    let base = socktype.protocol_name();
+    match family {
+        Family::Inet => base.to_owned(),
+        Family::Inet6 => format!("{base}6"),
+    }
+}
+
+/// The universal address of a lease (RFC 5665 section 5.2.3.4).
+fn uaddr(lease: &Lease) -> String {
+    let host = match (lease.bind_addr.as_str(), lease.family) {
+        ("", Family::Inet) => "0.0.0.0",
+        ("", Family::Inet6) => "::",
+        (addr, _) => addr,
+    };
+    format!("{host}.{}.{}", lease.port >> 8, lease.port & 0xff)
+}
+
+/// The owner string the engine writes for a local caller (C `getowner`).
+fn owner(uid: u32) -> String {
+    match uid {
+        0 => "superuser".to_owned(),
+        uid => uid.to_string(),
+    }
+}
+
+/// Registers every (prog, vers) of a lease on its netid.
+fn register(engine: &mut Engine, lease: &Lease) {
+    let netid = netid(lease.family, lease.socktype);
+    let addr = uaddr(lease);
+    for r in &lease.registrations {
+        let reg = engine.registry_mut();
+        if !reg.set(
+            Program(r.prog),
+            Version(r.vers),
+            &netid,
+            &addr,
+            &owner(lease.uid),
+        ) {
+            tracing::warn!(
+                "lease {}: {} {} on {netid} is registered elsewhere; not replaced",
+                lease.id,
+                r.prog,
+                r.vers
+            );
+        }
+    }
+}
+
+/// Removes a finished lease's registrations, only those still pointing
+/// at its port (a later SET by someone else is left alone).
+fn unregister(engine: &mut Engine, lease: &Lease) {
+    let netid = netid(lease.family, lease.socktype);
+    let addr = uaddr(lease);
+    for r in &lease.registrations {
+        let (prog, vers) = (Program(r.prog), Version(r.vers));
+        let reg = engine.registry_mut();
+        let ours = reg
+            .lookup(prog, vers, &netid)
+            .is_some_and(|e| e.addr == addr);
+        if ours {
+            reg.unset(prog, vers, &netid, "superuser");
+        }
+    }
+}

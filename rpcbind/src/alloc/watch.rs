@@ -1,0 +1,148 @@
+//! The end of leases: a task per owning process waits for its pidfd to
+//! become readable (the process exited); its leases then become orphans,
+//! and an orphan ends once sock_diag shows its port bound by nobody (a
+//! child that inherited the socket keeps it alive). A periodic pass
+//! re-checks orphans, owners without a pidfd (restored from the state
+//! file: pid and start time from /proc) and reservations not held yet.
+//! Does I/O (pidfds, netlink sock_diag, /proc).
+
+use std::collections::HashSet;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portpolicy::Protocol;
+use proto::alloc::Socktype;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::{peer, unregister, Service};
+use crate::server::Shared;
+
+/// How often orphans, unwatched owners and unheld reservations are
+/// looked at again.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// TCP_TIME_WAIT: a remnant of a closed connection, not a binding.
+const TCP_TIME_WAIT: u8 = 6;
+
+/// Waits for process `pid` to exit, then ends what it left behind.
+pub fn spawn(service: Arc<Service>, shared: Arc<Shared>, pid: i32, pidfd: Arc<OwnedFd>) {
+    tokio::spawn(async move {
+        let exited = match pidfd.try_clone() {
+            Ok(fd) => match AsyncFd::with_interest(fd, Interest::READABLE) {
+                Ok(afd) => afd.readable().await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = exited {
+            // Left to the periodic check through /proc.
+            tracing::warn!("cannot watch pid {pid}: {e}");
+            service.lock().watched.remove(&pid);
+            return;
+        }
+        service.process_gone(pid, &shared);
+    });
+}
+
+/// The periodic pass, for the daemon's life.
+pub async fn run(service: Arc<Service>, shared: Arc<Shared>) {
+    loop {
+        if service.enabled {
+            service.hold_reservations();
+            service.check_unwatched(&shared);
+            service.sweep_orphans(&shared);
+        }
+        tokio::time::sleep(RECHECK).await;
+    }
+}
+
+impl Service {
+    fn process_gone(&self, pid: i32, shared: &Shared) {
+        {
+            let mut inner = self.lock();
+            inner.watched.remove(&pid);
+            if inner.alloc.on_process_gone(pid).is_empty() {
+                return;
+            }
+            self.save(&inner);
+        }
+        self.sweep_orphans(shared);
+    }
+
+    /// Owners not watched through a pidfd: gone when /proc has no process
+    /// with that pid and start time; a live one gets a watcher.
+    fn check_unwatched(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let owners: Vec<(i32, Option<u64>)> = {
+            let inner = self.lock();
+            let mut seen = HashSet::new();
+            inner
+                .alloc
+                .leases()
+                .filter_map(|l| Some((l.pid?, l.start_time)))
+                .filter(|(pid, _)| !inner.watched.contains(pid) && seen.insert(*pid))
+                .collect()
+        };
+        for (pid, start) in owners {
+            let now = peer::start_time_of(pid);
+            let same = now.is_some() && (start.is_none() || now == start);
+            let pidfd = same.then(|| crate::sys::pidfd_open(pid).ok()).flatten();
+            match pidfd {
+                // Opened after the start-time check: confirm it is still
+                // that process before trusting the descriptor.
+                Some(fd) if peer::start_time_of(pid) == now => {
+                    self.lock().watched.insert(pid);
+                    spawn(self.clone(), shared.clone(), pid, Arc::new(fd));
+                }
+                _ => self.process_gone(pid, shared),
+            }
+        }
+    }
+
+    /// Ends every orphan whose port nobody has bound any more.
+    fn sweep_orphans(&self, shared: &Shared) {
+        let orphans: Vec<(u64, u16, Socktype)> = self
+            .lock()
+            .alloc
+            .orphans()
+            .map(|l| (l.id, l.port, l.socktype))
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let bound = match bound_ports() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("sock_diag: {e}; orphaned leases kept until the next check");
+                return;
+            }
+        };
+        let mut inner = self.lock();
+        let mut ended = 0;
+        for (id, port, socktype) in orphans {
+            let proto = portpolicy::alloc::protocol(socktype);
+            if bound.contains(&(proto, port)) {
+                continue;
+            }
+            if let Some(lease) = inner.alloc.end_lease(id) {
+                shared.with_engine(|e| unregister(e, &lease));
+                tracing::debug!("lease {id} ended: {port}/{socktype} back in the pool");
+                ended += 1;
+            }
+        }
+        if ended > 0 {
+            self.save(&inner);
+        }
+    }
+}
+
+/// Every (protocol, port) some socket is bound to in this network
+/// namespace (TIME_WAIT remnants aside).
+fn bound_ports() -> std::io::Result<HashSet<(Protocol, u16)>> {
+    Ok(portpolicy::holders::all_holders()?
+        .into_iter()
+        .filter(|h| h.socket.state_code != TCP_TIME_WAIT || h.socket.protocol != Protocol::Tcp)
+        .map(|h| (h.socket.protocol, h.socket.local.port()))
+        .collect())
+}
