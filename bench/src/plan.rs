@@ -159,11 +159,13 @@ impl Runner<'_> {
         let (udp, dur, to) = (a.udp(), a.dur(), a.timeout());
         let gp = getport_pool(0);
         self.row("stress/udp-1-nonreader", "calls/s", || {
+            let normal = crate::udp::run(udp, 1, dur, to, &gp)?;
             let bad = NonReader::start(udp, wire::getport(PMAP.0, PMAP.1, PMAP.2).framed());
             std::thread::sleep(Duration::from_millis(200));
             let mut t = crate::udp::run(udp, 1, dur, to, &gp);
             let st = bad.stop();
             if let Ok(t) = &mut t {
+                t.paired_normal = Some(rate(&normal));
                 t.note = format!(
                     "non-reader: {} connects, {} dropped, {} KiB written",
                     st.connects,
@@ -180,14 +182,19 @@ impl Runner<'_> {
             (format!("stress/tcp-16-idle{idle_n}"), true),
         ] {
             self.row(&id, "calls/s", || {
-                let idle = stress::open_idle(udp, idle_n);
-                let mut t = if tcp {
-                    stream::tcp_conns(udp, 16, dur, to, &gpf)
-                } else {
-                    crate::udp::run(udp, 1, dur, to, &gp)
+                let measure = || {
+                    if tcp {
+                        stream::tcp_conns(udp, 16, dur, to, &gpf)
+                    } else {
+                        crate::udp::run(udp, 1, dur, to, &gp)
+                    }
                 };
+                let normal = measure()?;
+                let idle = stress::open_idle(udp, idle_n);
+                let mut t = measure();
                 let open = stress::still_open(&idle);
                 if let Ok(t) = &mut t {
+                    t.paired_normal = Some(rate(&normal));
                     t.note = format!("{} idle opened, {open} still open", idle.len());
                 }
                 t
@@ -227,7 +234,8 @@ impl Runner<'_> {
 fn to_rep(tally: anyhow::Result<Tally>, secs: f64) -> Rep {
     match tally {
         Ok(mut t) => Rep {
-            value: t.ok as f64 / secs.max(1e-6),
+            value: t.ok as f64 / if t.secs > 0.0 { t.secs } else { secs }.max(1e-6),
+            paired_normal: t.paired_normal,
             ok: t.ok,
             errors: t.errors,
             timeouts: t.timeouts,
@@ -243,6 +251,10 @@ fn to_rep(tally: anyhow::Result<Tally>, secs: f64) -> Rep {
             ..Rep::default()
         },
     }
+}
+
+fn rate(t: &Tally) -> f64 {
+    t.ok as f64 / t.secs.max(1e-6)
 }
 
 /// SETs registrations `range` through the local socket; returns how many

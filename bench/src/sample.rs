@@ -24,6 +24,12 @@ pub struct Tally {
     pub lat_us: Vec<u32>,
     /// Free text (e.g. how often the non-reading client was dropped).
     pub note: String,
+    /// Seconds the client measured for (its calls only, not the setup
+    /// around them); 0 when unknown.
+    pub secs: f64,
+    /// The same client's rate without the disturbance, measured just
+    /// before (stress rows).
+    pub paired_normal: Option<f64>,
 }
 
 impl Tally {
@@ -35,6 +41,7 @@ impl Tally {
         if !other.note.is_empty() {
             self.note = other.note;
         }
+        self.secs = self.secs.max(other.secs);
     }
 
     pub fn latency(&mut self, since: Instant) {
@@ -62,6 +69,10 @@ pub struct Rep {
     /// Load generator CPU use (percent of one CPU).
     pub gen_cpu: f64,
     pub note: String,
+    /// Rate of the same client without the disturbance, measured just
+    /// before this repetition (stress rows only).
+    #[serde(default)]
+    pub paired_normal: Option<f64>,
 }
 
 /// The `q` quantile (0..=1) of `v`, sorting it.

@@ -45,7 +45,8 @@ pub fn run(
     for s in 0..window {
         slots.push(c.send(s, &mut pool));
     }
-    let deadline = Instant::now() + dur;
+    let started = Instant::now();
+    let deadline = started + dur;
     let mut buf = vec![0u8; 65_536];
     let mut last_scan = Instant::now();
     while Instant::now() < deadline {
@@ -63,6 +64,7 @@ pub fn run(
             c.expire(&mut slots, &mut pool, timeout);
         }
     }
+    c.tally.secs = started.elapsed().as_secs_f64();
     if c.late > 0 {
         c.tally.note = format!("{} late replies", c.late);
     }
