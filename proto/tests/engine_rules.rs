@@ -991,3 +991,44 @@ fn udp_replies_to_remote_callers_are_capped_at_the_request_size() {
         assert_eq!(cap_udp_reply(big.clone(), 100, peer, 1), big, "{local}");
     }
 }
+
+#[test]
+fn remote_calls_are_forwarded_with_dash_r() {
+    use proto::engine::{ForwardKind, Outcome};
+    let mut e = engine_with(EngineConfig {
+        remote_calls: true,
+        ..EngineConfig::default()
+    });
+    assert!(set(&mut e, &local(0), 300_080, 2, "udp", "0.0.0.0.8.2"));
+    let args = |prog: u32, proc: u32| {
+        [prog, 2, proc, 4, 0xfeed]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let c = ip(Transport::Udp, "127.0.0.1:4000", "127.0.0.1:111");
+    for (vers, proc, kind) in [
+        (2, 5, ForwardKind::PmapCallit),
+        (3, 5, ForwardKind::Callit),
+        (4, 5, ForwardKind::Callit),
+        (4, 10, ForwardKind::Indirect),
+    ] {
+        let Outcome::Forward(f) = send(&mut e, &c, vers, proc, &args(300_080, 1)) else {
+            panic!("v{vers} proc {proc} not forwarded");
+        };
+        assert_eq!(f.to, "127.0.0.1:2050".parse().unwrap());
+        assert_eq!((f.kind, f.uaddr.as_str()), (kind, "127.0.0.1.8.2"));
+        assert_eq!(
+            &f.call[4..24],
+            &[0, 0, 0, 0, 0, 0, 0, 2, 0, 4, 0x94, 0x30, 0, 0, 0, 2, 0, 0, 0, 1]
+        );
+        assert!(f.call.ends_with(&0xfeedu32.to_be_bytes()));
+        let d = denied(send(&mut e, &c, vers, proc, &args(100_003, 1)));
+        assert_eq!(d, RejectedReply::AuthError(AuthStat::TOOWEAK), "deny list");
+    }
+    let t = ip(Transport::Tcp, "127.0.0.1:4000", "127.0.0.1:111");
+    assert!(matches!(
+        send(&mut e, &t, 3, 5, &args(300_080, 1)),
+        Outcome::NoReply
+    ));
+}

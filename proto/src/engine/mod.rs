@@ -22,6 +22,7 @@
 //! v2), `rpcbind` (v3/v4), `remote` (CALLIT, INDIRECT, BCAST).
 
 mod access;
+mod forward;
 mod list;
 mod merge;
 mod pmap;
@@ -30,6 +31,7 @@ mod remote;
 mod rpcbind;
 mod stats;
 
+pub use forward::{Forward, ForwardKind};
 pub use merge::Interface;
 pub use registry::{Change, PmapEntry, Registration, Registry};
 pub use stats::STAT_LIST_CAP;
@@ -113,9 +115,8 @@ pub struct RequestContext {
 pub struct EngineConfig {
     /// `-i`: accept SET/UNSET from non-local transports.
     pub insecure: bool,
-    /// `-r`: forward remote calls (CALLIT, INDIRECT, BCAST). Forwarding is
-    /// not implemented yet (issue 5): until then remote calls are answered
-    /// as the C daemon answers them without `-r`, whatever this says.
+    /// `-r`: forward remote calls (CALLIT, INDIRECT, BCAST) received over
+    /// UDP: the engine answers [`Outcome::Forward`].
     pub remote_calls: bool,
     /// Count only the AF_LOCAL socket as local for SET/UNSET, as newer
     /// upstream rpcbind does without its `-L`. `false` (the default) is
@@ -136,6 +137,9 @@ pub enum Outcome {
     /// message was not a decodable CALL (libtirpc marks the stream dead).
     /// On a datagram transport this is the same as `NoReply`.
     Close,
+    /// Forward a remote call (`-r`): send [`Forward::call`] to the
+    /// service, and the caller [`Forward::complete`] of its reply.
+    Forward(Box<Forward>),
 }
 
 /// The reflection cap (issue 5, not in C): a UDP reply to a caller that
@@ -181,6 +185,7 @@ struct Call<'a> {
     xid: u32,
     version: Version,
     procedure: Procedure,
+    credential: OpaqueAuth<'a>,
     args: &'a [u8],
     now: SystemTime,
 }
@@ -332,6 +337,7 @@ impl Engine {
             xid: header.xid,
             version: header.version,
             procedure: header.procedure,
+            credential: header.credential,
             args: r.rest(),
             now,
         };

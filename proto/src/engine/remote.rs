@@ -7,9 +7,11 @@
 //! except by AUTH_TOOWEAK from the deny list; INDIRECT answers
 //! GARBAGE_ARGS, AUTH_TOOWEAK, PROG_UNAVAIL, PROG_MISMATCH or finally
 //! SYSTEM_ERR; over connection-oriented transports nothing is ever
-//! answered. Forwarding itself (`-r`) is not implemented yet: with
-//! `remote_calls` set the engine still answers this way.
+//! answered. With `remote_calls` (`-r`) a call that passes every check
+//! becomes [`Outcome::Forward`] (see `forward.rs`) instead of the final
+//! SYSTEM_ERR / silence.
 
+use super::forward::{forwarded_call, Forward};
 use super::merge::{family, merge};
 use super::{Call, Engine, Outcome, RequestContext};
 use crate::rpc::{AcceptedReply, AuthStat, Procedure, Program};
@@ -100,19 +102,21 @@ impl Engine {
             let (low, high) = self.registry.version_range(a.prog, netid);
             return quiet(AcceptedReply::ProgMismatch { low, high });
         }
-        if indirect
-            && merge(
-                &self.interfaces,
-                ctx,
-                family(ctx.transport),
-                &reg.addr,
-                None,
-            )
-            .is_none()
-        {
-            return call.accepted(AcceptedReply::ProgUnavail);
+        let fam = family(ctx.transport);
+        let Some(uaddr) = merge(&self.interfaces, ctx, fam, &reg.addr, None) else {
+            return quiet(AcceptedReply::ProgUnavail);
+        };
+        let to = crate::uaddr::parse_inet_as(fam, &uaddr);
+        match to.filter(|_| self.config.remote_calls) {
+            Some(to) => Outcome::Forward(Box::new(Forward {
+                to,
+                call: forwarded_call(&call.credential, a.prog, a.vers, a.proc, a.args),
+                caller_xid: call.xid,
+                kind: kind.into(),
+                uaddr,
+            })),
+            None => quiet(AcceptedReply::SystemErr),
         }
-        quiet(AcceptedReply::SystemErr)
     }
 }
 
