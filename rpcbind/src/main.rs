@@ -118,10 +118,10 @@ fn run(
         warmstart::prepare_dir(Path::new(warmstart::STATE_DIR), owner);
     }
     let keeper = privdrop::Keeper::spawn(created, &lock)?;
-    // The allocation service is not started from here yet; once it is,
-    // its `enabled` decides whether CAP_NET_BIND_SERVICE stays.
-    let allocation_enabled = false;
-    privdrop::drop_to(&user, allocation_enabled)?;
+    // The allocation service binds ports below 1024 for root callers
+    // and reservations: CAP_NET_BIND_SERVICE stays while it is on.
+    alloc.prepare_state_dir(user.uid, user.gid);
+    privdrop::drop_to(&user, alloc.enabled())?;
     let mut engine = Engine::new(EngineConfig {
         insecure: cli.insecure,
         ..EngineConfig::default()

@@ -56,6 +56,8 @@ pub struct Service {
     inner: Mutex<Inner>,
     state_path: PathBuf,
     enabled: bool,
+    /// The state's directory existed before the daemon started.
+    dir_existed: bool,
 }
 
 #[derive(Debug)]
@@ -98,6 +100,7 @@ impl Service {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_PATH));
         let alloc = restore(policy, settings, &state_path);
+        let dir_existed = state_path.parent().is_none_or(Path::exists);
         let service = Service {
             inner: Mutex::new(Inner {
                 alloc,
@@ -106,11 +109,42 @@ impl Service {
             }),
             state_path,
             enabled: config.allocation.enabled,
+            dir_existed,
         };
         if service.enabled {
             service.hold_reservations();
         }
         Ok(service)
+    }
+
+    /// Whether the policy switches the service on (`[allocation] enabled`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Creates the state file's directory (and hands it and the file to
+    /// the user the daemon runs as), while still root: the state is
+    /// written after the privilege drop.
+    pub fn prepare_state_dir(&self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        if !self.enabled {
+            return;
+        }
+        let dir = self.state_path.parent().unwrap_or(Path::new("/"));
+        // Only a directory of our own is handed over (never /run or /).
+        let ours = !self.dir_existed || dir.file_name().is_some_and(|n| n == "rpcbind");
+        let made = std::fs::create_dir_all(dir).and_then(|()| {
+            let dir = ours.then_some(dir);
+            for path in dir.into_iter().chain([self.state_path.as_path()]) {
+                match std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw())) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = made {
+            tracing::warn!("allocation state directory {}: {e}", dir.display());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
