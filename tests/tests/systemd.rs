@@ -12,6 +12,8 @@ use e2e::services::rpcinfo;
 use e2e::{Background, Impl, Namespace};
 
 const T: Duration = Duration::from_secs(10);
+/// Keeps the allocation service's state inside the namespace.
+const STATE: [&str; 2] = ["--alloc-state", "/run/portalloc.state"];
 
 fn activator_available(test: &str) -> bool {
     let ok = Command::new("systemd-socket-activate")
@@ -73,7 +75,8 @@ fn passed_sockets_are_served_and_not_bound_again() {
     c.args(["-d", "-l", "0.0.0.0:111", "--fdname=udp"])
         .args(["systemd-socket-activate", "-l", "/run/rpcbind.sock"])
         .args(["-l", "0.0.0.0:111", "-l", "@/run/rpcbind.sock"])
-        .args(["--fdname=tcp:abstract:local:extra", &ours(), "-f"]);
+        .args(["--fdname=tcp:abstract:local:extra", &ours(), "-f"])
+        .args(STATE);
     let mut act = ns.spawn_command(c);
     wait_for("the activator's UDP socket", || {
         ss(&ns, "-Hulnp").contains("0.0.0.0:111")
@@ -150,7 +153,7 @@ fn dual_stack_socket_is_refused_with_c_message() {
     // systemd-socket-activate leaves IPV6_V6ONLY off: a dual-stack socket.
     let mut act = ns.spawn(
         "systemd-socket-activate",
-        &["-l", "[::]:111", &ours(), "-f"],
+        &["-l", "[::]:111", &ours(), "-f", STATE[0], STATE[1]],
     );
     wait_for("the activator's socket", || {
         ss(&ns, "-Hltnp").contains(":111")
@@ -210,7 +213,7 @@ fn dump_count(ns: &Namespace) -> usize {
 
 fn start_notified(ns: &Namespace, notify: &str) -> Background {
     let mut c = ns.command(Impl::Ours.program());
-    c.arg("-f").env("NOTIFY_SOCKET", notify);
+    c.arg("-f").args(STATE).env("NOTIFY_SOCKET", notify);
     ns.spawn_command(c)
 }
 
