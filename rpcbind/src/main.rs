@@ -12,6 +12,7 @@ mod calllog;
 mod cli;
 mod conns;
 mod daemonize;
+mod forward;
 mod interfaces;
 mod listeners;
 mod lock;
@@ -124,6 +125,7 @@ fn run(
     privdrop::drop_to(&user, alloc.enabled())?;
     let mut engine = Engine::new(EngineConfig {
         insecure: cli.insecure,
+        remote_calls: cli.remote_calls,
         ..EngineConfig::default()
     });
     for (transport, uaddr) in &listeners.own {
@@ -152,6 +154,7 @@ fn run(
     let serve_cfg = server::ServeConfig {
         ready: Some(ready.clone()),
         udp_reply_factor: cli.udp_reply_factor,
+        remote_calls: cli.remote_calls,
         ..server::ServeConfig::default()
     };
     let served = runtime.block_on(async {

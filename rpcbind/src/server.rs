@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub ready: Option<Arc<tokio::sync::Notify>>,
     /// `--udp-reply-factor`: see `proto::engine::cap_udp_reply`.
     pub udp_reply_factor: u32,
+    /// `-r`: forward remote calls (see `forward`).
+    pub remote_calls: bool,
 }
 
 impl Default for ServeConfig {
@@ -52,6 +54,7 @@ impl Default for ServeConfig {
             max_local_connections: 1024,
             interface_refresh: Duration::from_secs(1),
             udp_reply_factor: 1,
+            remote_calls: false,
             ready: None,
         }
     }
@@ -215,10 +218,17 @@ pub fn spawn_all(
 ) -> std::io::Result<()> {
     let tcp_table = ConnTable::new(cfg.max_tcp_connections);
     let local_table = ConnTable::new(cfg.max_local_connections);
+    let forwarder = match cfg.remote_calls {
+        true => Some(crate::forward::Forwarder::start(cfg.udp_reply_factor)?),
+        false => None,
+    };
     for l in listeners.udp {
         let socket = Arc::new(UdpSocket::from_std(l.socket)?);
-        let factor = cfg.udp_reply_factor;
-        tokio::spawn(serve_udp(socket, l.transport, shared.clone(), factor));
+        let how = UdpReplies {
+            factor: cfg.udp_reply_factor,
+            forwarder: forwarder.clone(),
+        };
+        tokio::spawn(serve_udp(socket, l.transport, shared.clone(), how));
     }
     for l in listeners.tcp {
         let listener = TcpListener::from_std(l.listener)?;
@@ -252,11 +262,18 @@ async fn refresh_interfaces(shared: Arc<Shared>, every: Duration) {
     }
 }
 
+/// How UDP replies leave: the reflection cap and remote-call forwarding.
+#[derive(Debug)]
+struct UdpReplies {
+    factor: u32,
+    forwarder: Option<Arc<crate::forward::Forwarder>>,
+}
+
 async fn serve_udp(
     socket: Arc<UdpSocket>,
     transport: Transport,
     shared: Arc<Shared>,
-    reply_factor: u32,
+    how: UdpReplies,
 ) {
     let fd = socket.as_raw_fd();
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -280,11 +297,24 @@ async fn serve_udp(
             local: dg.local.map(|ip| local_addr(ip, port, dg.ifindex)),
             peer_uid: None,
         };
-        let Outcome::Reply(reply) = shared.handle(&buf[..dg.len], &ctx).await else {
-            continue;
-        };
-        let reply = proto::engine::cap_udp_reply(reply, dg.len, dg.peer, reply_factor);
         let source = dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex));
+        let reply = match shared.handle(&buf[..dg.len], &ctx).await {
+            Outcome::Reply(reply) => reply,
+            Outcome::Forward(f) => {
+                if let Some(fwd) = &how.forwarder {
+                    let caller = crate::forward::Caller {
+                        peer: dg.peer,
+                        listener: socket.clone(),
+                        source,
+                        request_len: dg.len,
+                    };
+                    fwd.forward(f, caller).await;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let reply = proto::engine::cap_udp_reply(reply, dg.len, dg.peer, how.factor);
         let sent = socket
             .async_io(Interest::WRITABLE, || {
                 udp::send(fd, &reply, dg.peer, source.as_ref())

@@ -1,0 +1,97 @@
+//! Remote calls (`-r`, issue 5): PMAP CALLIT, RPCBIND v3 CALLIT, v4 BCAST
+//! and INDIRECT forwarded to a real libtirpc service (`tests/c/rpcserver`,
+//! ECHO), compared with Debian's C rpcbind `-r`; refused without `-r`; the
+//! deny list holds with it. Raw UDP calls from inside the namespace.
+
+use std::time::{Duration, Instant};
+
+use e2e::exchange::udp_exchange;
+use e2e::rpcwire::{self, parse_reply, Reply, XdrOut};
+use e2e::{cases, cprog, Namespace, Rpcbind};
+
+const T: Duration = Duration::from_secs(10);
+const PROG: u32 = 0x2000_0099;
+
+/// CALLIT arguments: PROG v1 `proc` with an XDR string argument.
+fn callit_args(prog: u32, proc_: u32, text: &str) -> Vec<u8> {
+    let mut inner = XdrOut::default();
+    inner.string(text);
+    let mut a = XdrOut::default();
+    a.u32(prog).u32(1).u32(proc_).u32(inner.0.len() as u32);
+    a.0.extend(inner.0);
+    a.0
+}
+
+/// The reply to a remote call of ECHO("hello") as (version, procedure).
+fn remote_call(ns: &Namespace, vers: u32, proc_: u32, prog: u32) -> Option<Vec<u8>> {
+    let msg = rpcwire::call_message(0x4242, 100000, vers, proc_, &callit_args(prog, 1, "hello"));
+    ns.in_netns(move || udp_exchange("127.0.0.1:111", &msg))
+}
+
+fn echo_server(ns: &Namespace) -> Option<e2e::Background> {
+    let bin = cprog::build("rpcserver")?;
+    let mut c = ns.command(bin);
+    c.args(["tp", "udp"]);
+    let mut p = ns.spawn_command(c);
+    let deadline = Instant::now() + T;
+    while !p.stdout().lines().any(|l| l == "ready") {
+        assert!(p.try_wait().is_none(), "rpcserver: {}", p.stderr());
+        assert!(Instant::now() < deadline, "rpcserver not ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(p)
+}
+
+/// The result part of a successful reply: (port or address, echoed).
+fn decode(vers: u32, reply: &[u8]) -> (String, String) {
+    let Reply::Success(body) = parse_reply(0x4242, reply).expect("reply") else {
+        panic!("not SUCCESS: {:?}", parse_reply(0x4242, reply));
+    };
+    let mut r = rpcwire::XdrIn(&body);
+    let head = if vers == 2 {
+        r.u32().expect("port").to_string()
+    } else {
+        r.string().expect("uaddr")
+    };
+    let results = r.opaque().expect("results");
+    let echoed = rpcwire::XdrIn(&results).string().expect("echo");
+    (head, echoed)
+}
+
+cases! {
+    fn remote_calls_reach_a_real_service_with_dash_r(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &["-r"]);
+        let Some(_server) = echo_server(&ns) else { return };
+        for (vers, proc_) in [(2, 5), (3, 5), (4, 5), (4, 10)] {
+            let reply = remote_call(&ns, vers, proc_, PROG)
+                .unwrap_or_else(|| panic!("{}: v{vers} proc {proc_}: no reply", which.name()));
+            let (head, echoed) = decode(vers, &reply);
+            eprintln!("{}: v{vers} proc {proc_}: {head} {echoed}", which.name());
+            assert_eq!(echoed, "hello");
+            if vers == 2 {
+                assert!(head.parse::<u32>().expect("port") > 0);
+            } else {
+                assert!(head.starts_with("127.0.0.1."), "{head}");
+            }
+        }
+        // The deny list: NFS is refused with AUTH_TOOWEAK, even with -r.
+        let reply = remote_call(&ns, 3, 5, 100_003).expect("deny-list reply");
+        assert_eq!(parse_reply(0x4242, &reply).expect("reply"), Reply::Denied(1));
+        // An unregistered program: CALLIT is silent, INDIRECT says so.
+        assert_eq!(remote_call(&ns, 3, 5, 0x2000_0098), None);
+        let reply = remote_call(&ns, 4, 10, 0x2000_0098).expect("INDIRECT reply");
+        assert_eq!(parse_reply(0x4242, &reply).expect("reply"), Reply::Accepted(1));
+    }
+
+    fn remote_calls_are_not_forwarded_without_dash_r(which) {
+        let ns = Namespace::new();
+        let _d = Rpcbind::start(&ns, which, &[]);
+        let Some(_server) = echo_server(&ns) else { return };
+        for (vers, proc_) in [(2, 5), (3, 5), (4, 5)] {
+            assert_eq!(remote_call(&ns, vers, proc_, PROG), None, "{}: v{vers}", which.name());
+        }
+        let reply = remote_call(&ns, 4, 10, PROG).expect("INDIRECT reply");
+        assert_eq!(parse_reply(0x4242, &reply).expect("reply"), Reply::Accepted(5), "SYSTEM_ERR");
+    }
+}
