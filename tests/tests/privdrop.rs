@@ -6,6 +6,8 @@
 //! `/run/rpcbind.lock` behind, after SIGTERM and after `kill -9` alike
 //! (the C daemon leaves both). The allocation state goes to /run.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (house rules)
+
 use std::time::{Duration, Instant};
 
 use e2e::services::rpcinfo;

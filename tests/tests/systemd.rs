@@ -4,6 +4,8 @@
 //! protocol), readiness by a NOTIFY_SOCKET datagram socket of the test's
 //! own in the namespace's /run.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (house rules)
+
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, Instant};
