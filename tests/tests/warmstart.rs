@@ -180,3 +180,64 @@ fn a_corrupt_state_file_is_reported_and_skipped() {
         assert!(log.contains("/run/rpcbind/rpcbind.xdr: truncated"), "{log}");
     });
 }
+
+/// Loads `n` registrations over one connection, 256 calls in flight.
+fn load(ns: &Namespace, n: u32) {
+    let mut c = Local::connect(ns);
+    let mut batch = Vec::new();
+    for start in (0..n).step_by(256) {
+        batch.clear();
+        let end = (start + 256).min(n);
+        for i in start..end {
+            let args = rpcwire::rpcb_args(0x2600_0000 + i, 1, "udp", "0.0.0.0.4.1", "");
+            let msg = rpcwire::call_message(i + 1, 100000, 4, SET, &args);
+            batch.extend((0x8000_0000u32 | msg.len() as u32).to_be_bytes());
+            batch.extend(msg);
+        }
+        c.s.write_all(&batch).expect("load");
+        for _ in start..end {
+            let mut mark = [0u8; 4];
+            c.s.read_exact(&mut mark).expect("load reply");
+            let mut body = vec![0u8; (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize];
+            c.s.read_exact(&mut body).expect("load reply");
+        }
+    }
+}
+
+/// SET/UNSET churn at 50,000 registrations from 1 and 8 clients, with and
+/// without -w. A measurement, not a check: run with
+/// `cargo test --release -p e2e --test warmstart -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn churn_rate_at_50000_registrations() {
+    e2e::run_case("churn_rate", Impl::Ours, |which| {
+        for extra in [&["-w"][..], &[]] {
+            let ns = Namespace::new();
+            let _d = Rpcbind::start(&ns, which, extra);
+            load(&ns, 50_000);
+            for clients in [1u32, 8] {
+                let dur = Duration::from_secs(2);
+                let threads: Vec<_> = (0..clients)
+                    .map(|k| {
+                        let mut c = Local::connect(&ns);
+                        std::thread::spawn(move || {
+                            let start = std::time::Instant::now();
+                            let mut calls = 0u64;
+                            while start.elapsed() < dur {
+                                assert!(c.call(SET, BASE + k).expect("SET"));
+                                assert!(c.call(UNSET, BASE + k).expect("UNSET"));
+                                calls += 2;
+                            }
+                            calls
+                        })
+                    })
+                    .collect();
+                let calls: u64 = threads.into_iter().map(|t| t.join().expect("client")).sum();
+                eprintln!(
+                    "ours {extra:?}, 50,000 registrations, {clients} clients: {:.0} SET+UNSET/s",
+                    calls as f64 / dur.as_secs_f64()
+                );
+            }
+        }
+    });
+}
