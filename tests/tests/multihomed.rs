@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use e2e::rpcwire::{self, Target, IPPROTO_TCP, IPPROTO_UDP};
-use e2e::{cases, rpcclient, Namespace, Rpcbind};
+use e2e::rpcwire::{self, Reply, Target, IPPROTO_TCP, IPPROTO_UDP};
+use e2e::{cases, rpcclient, Impl, Namespace, Rpcbind};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -158,4 +158,52 @@ cases! {
             assert!(r.is_err(), "{}: UDP to {to} must get no answer, got {r:?}", which.name());
         }
     }
+}
+
+/// Ours only: a UDP reply to a non-local caller is at most
+/// `--udp-reply-factor` (default 1) times its request, else SYSTEM_ERR,
+/// so the daemon cannot amplify a spoofed request. Loopback callers, TCP
+/// and `--udp-reply-factor 0` get the full reply. The C daemon has no cap.
+#[test]
+fn udp_reply_cap_for_remote_callers() {
+    e2e::run_case("udp_reply_cap_for_remote_callers", Impl::Ours, |which| {
+        for (extra, capped) in [(&[][..], true), (&["--udp-reply-factor", "0"][..], false)] {
+            let server = Namespace::new();
+            let peer = Namespace::new();
+            Namespace::veth_pair(&server, &peer, "192.0.2.1/24", "192.0.2.2/24");
+            let _d = Rpcbind::start(&server, which, extra);
+            let dump = rpcwire::call_message(7, 100000, 3, 4, &[]);
+            let remote = {
+                let dump = dump.clone();
+                peer.in_netns(move || e2e::exchange::udp_exchange("192.0.2.1:111", &dump))
+            };
+            let remote = rpcwire::parse_reply(7, &remote.expect("a reply")).expect("decodes");
+            let local = {
+                let dump = dump.clone();
+                server.in_netns(move || e2e::exchange::udp_exchange("127.0.0.1:111", &dump))
+            };
+            let local = rpcwire::parse_reply(7, &local.expect("a reply")).expect("decodes");
+            assert!(
+                matches!(local, Reply::Success(ref r) if r.len() > dump.len()),
+                "{local:?}"
+            );
+            if capped {
+                assert_eq!(
+                    remote,
+                    Reply::Accepted(5),
+                    "SYSTEM_ERR for a remote UDP DUMP"
+                );
+            } else {
+                assert_eq!(remote, local, "uncapped: the same DUMP as over loopback");
+            }
+            // A small reply (GETPORT) is never capped; TCP never is.
+            let (port, _) = getport(&peer, udp("192.0.2.1:111", "0.0.0.0:0"), T).expect("GETPORT");
+            assert_eq!(port, 111);
+            let tcp_dump = peer.in_netns(move || {
+                let (reply, _) = rpcwire::call(&tcp("192.0.2.1:111"), &dump).expect("tcp call");
+                rpcwire::parse_reply(7, &reply).expect("decodes")
+            });
+            assert_eq!(tcp_dump, local, "TCP DUMP from the peer");
+        }
+    });
 }
