@@ -27,7 +27,7 @@ use nix::sys::socket::{
 use proto::engine::Transport;
 
 use crate::listeners::{self, ListenConfig, Listeners, LocalListener, TcpListener, UdpListener};
-use crate::sysext;
+use crate::sys;
 
 /// The sockets systemd passed to this process (possibly none).
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl Passed {
             }
             _ => 0,
         };
-        let fds = sysext::take_listen_fds(count).map_err(ActivationError::Acquire)?;
+        let fds = sys::take_listen_fds(count).map_err(ActivationError::Acquire)?;
         let mut names = names.unwrap_or_default();
         if names.is_empty() {
             names = "unknown".to_owned();

@@ -15,7 +15,7 @@ use crate::sys::{fork_single_threaded, Forked};
 /// without running destructors (its copy of the lock must not be
 /// unlocked: the lock belongs to the open file the child shares).
 pub fn detach() -> io::Result<()> {
-    if fork_single_threaded()? == Forked::Parent {
+    if matches!(fork_single_threaded()?, Forked::Parent(_)) {
         std::process::exit(0);
     }
     setsid()?;

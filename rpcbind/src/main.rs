@@ -27,8 +27,6 @@ mod services;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
-#[allow(unsafe_code)]
-mod sysext;
 mod udp;
 mod warmstart;
 

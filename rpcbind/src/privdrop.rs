@@ -30,8 +30,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{setgroups, setresgid, setresuid, Pid, User};
 
 use crate::lock::InstanceLock;
-use crate::sys::{fork_single_threaded, Forked};
-use crate::sysext;
+use crate::sys::{self, fork_single_threaded, Forked};
 
 /// Debian's rpcbind user.
 pub const RPC_USER: &str = "_rpc";
@@ -85,9 +84,9 @@ pub fn drop_to(user: &User, keep_bind_service: bool) -> anyhow::Result<()> {
         .with_context(|| format!("setgid to '{}' ({}) failed", user.name, user.gid))?;
     setresuid(user.uid, user.uid, user.uid)
         .with_context(|| format!("setuid to '{}' ({}) failed", user.name, user.uid))?;
-    sysext::capset(keep).context("capset")?;
+    sys::capset(keep).context("capset")?;
     prctl::set_keepcaps(false).context("PR_SET_KEEPCAPS")?;
-    sysext::clear_ambient().context("clearing ambient capabilities")?;
+    sys::clear_ambient().context("clearing ambient capabilities")?;
     prctl::set_no_new_privs().context("PR_SET_NO_NEW_PRIVS")?;
     Ok(())
 }
@@ -95,7 +94,7 @@ pub fn drop_to(user: &User, keep_bind_service: bool) -> anyhow::Result<()> {
 fn empty_bounding_set(keep: u64) -> anyhow::Result<()> {
     for cap in 0..=CAP_LAST {
         if keep & (1u64 << cap) == 0 {
-            sysext::drop_bounding(cap).with_context(|| format!("PR_CAPBSET_DROP {cap}"))?;
+            sys::drop_bounding(cap).with_context(|| format!("PR_CAPBSET_DROP {cap}"))?;
         }
     }
     Ok(())
@@ -118,9 +117,8 @@ impl Keeper {
                 drop(write);
                 keeper_main(read, files, lock)
             }
-            Forked::Parent => {
+            Forked::Parent(pid) => {
                 drop(read);
-                let pid = keeper_pid()?;
                 Ok(Keeper { pid, pipe: write })
             }
         }
@@ -136,20 +134,6 @@ impl Keeper {
     }
 }
 
-/// The newest child of this process (the keeper just forked): nix's fork
-/// result is consumed inside `sys`, so read it back from /proc.
-fn keeper_pid() -> anyhow::Result<Pid> {
-    let me = std::process::id();
-    let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-        .context("cannot find the cleanup keeper")?;
-    let pid = children
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .max()
-        .context("cleanup keeper not found among the children")?;
-    Ok(Pid::from_raw(pid))
-}
-
 /// The keeper's whole life; never returns.
 fn keeper_main(pipe: OwnedFd, files: Vec<PathBuf>, lock: &InstanceLock) -> ! {
     if let Ok(name) = CString::new(KEEPER_NAME) {
@@ -163,12 +147,12 @@ fn keeper_main(pipe: OwnedFd, files: Vec<PathBuf>, lock: &InstanceLock) -> ! {
         Signal::SIGQUIT,
         Signal::SIGHUP,
     ] {
-        let _ = sysext::ignore_signal(sig);
+        let _ = sys::ignore_signal(sig);
     }
     close_all_but(&[pipe.as_raw_fd(), lock.raw_fd()]);
     // uid 0 may still unlink in root's /run by plain permissions; it needs
     // no capability at all for that.
-    if let Err(e) = empty_bounding_set(0).and_then(|()| Ok(sysext::capset(0)?)) {
+    if let Err(e) = empty_bounding_set(0).and_then(|()| Ok(sys::capset(0)?)) {
         eprintln!("rpcbind cleanup keeper: cannot drop capabilities: {e:#}");
     }
     let _ = prctl::set_no_new_privs();
@@ -194,6 +178,6 @@ fn close_all_but(keep: &[RawFd]) {
         .filter(|fd| *fd > 2 && !keep.contains(fd))
         .collect();
     for fd in fds {
-        sysext::close_unowned(fd);
+        sys::close_unowned(fd);
     }
 }

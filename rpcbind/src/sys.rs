@@ -1,13 +1,18 @@
-//! The only unsafe code of the daemon: `fork(2)` and `pidfd_open(2)`
-//! (allocation service, see `alloc`). Each block carries its
-//! `// SAFETY:` argument. Does I/O (process creation).
+//! The only unsafe code of the daemon: `fork(2)`, `pidfd_open(2)`
+//! (allocation service, see `alloc`), taking ownership of the descriptors
+//! systemd passes (`activation`), `capset(2)`, `PR_CAPBSET_DROP`, the
+//! ambient set, SIG_IGN and the keeper's descriptor sweep (`privdrop`).
+//! Each block carries its `// SAFETY:` argument. Does I/O (process
+//! creation, descriptors, credentials).
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// Which side of a fork this is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Forked {
-    Parent,
+    /// The original process; the child's pid.
+    Parent(nix::unistd::Pid),
     Child,
 }
 
@@ -31,7 +36,7 @@ pub fn fork_single_threaded() -> io::Result<Forked> {
     // thread), so the child is a full copy in which every function may be
     // called; no lock can be held by a thread that does not exist there.
     match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(Forked::Parent),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
 }
@@ -50,4 +55,124 @@ pub fn pidfd_open(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: the kernel just returned this new descriptor to us (close-
     // on-exec, as pidfds always are) and nothing else owns it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+pub const LISTEN_FDS_START: RawFd = 3;
+
+/// Takes ownership of the `count` descriptors systemd passed, after
+/// checking each is open. Called once, from `main`, before anything else
+/// could have opened or closed descriptors 3 and up.
+pub fn take_listen_fds(count: usize) -> io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::with_capacity(count);
+    for i in 0..count {
+        let fd = LISTEN_FDS_START
+            + RawFd::try_from(i).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        // A closed descriptor would make OwnedFd close someone else's later.
+        nix::fcntl::fcntl(
+            // SAFETY: only borrowed for this call; F_GETFD reads no memory.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_GETFD,
+        )?;
+        // SAFETY: systemd's protocol hands descriptors LISTEN_FDS_START ..
+        // +count to this process; nothing in it has wrapped them yet (main
+        // calls this first, once, and the environment that names them is
+        // removed right after), and the descriptor is open (checked above).
+        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(fds)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two words.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Sets this thread's effective and permitted capability sets to exactly
+/// `caps` (a bit mask, bit N = capability N) and its inheritable set to
+/// nothing. Must run while the process has one thread: capabilities are
+/// per thread.
+pub fn capset(caps: u64) -> io::Result<()> {
+    let header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    for (word, d) in data.iter_mut().enumerate() {
+        // Truncation intended: each word holds 32 bits of the mask.
+        let bits = (caps >> (32 * word)) as u32;
+        d.effective = bits;
+        d.permitted = bits;
+    }
+    // SAFETY: header and data are live, correctly laid out (repr(C), the
+    // two-element array version 3 requires) for the duration of the call;
+    // the kernel only reads them.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes capability `cap` from the bounding set (`PR_CAPBSET_DROP`).
+/// `EINVAL` (a capability this kernel does not know) is not an error.
+pub fn drop_bounding(cap: u32) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes integers by value and touches no memory
+    // of ours.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    if ret != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Clears the ambient capability set (`PR_CAP_AMBIENT_CLEAR_ALL`).
+pub fn clear_ambient() -> io::Result<()> {
+    // SAFETY: integers by value, no memory of ours.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `sig` to be ignored (SIG_IGN).
+pub fn ignore_signal(sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    // SAFETY: SIG_IGN installs no handler, so no code of ours can run in
+    // signal context.
+    unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }?;
+    Ok(())
+}
+
+/// Closes a raw descriptor that no owner in this process will use again.
+/// Only for the cleanup keeper, which never returns to the code that owns
+/// the copies of those descriptors (it ends with `process::exit`, so no
+/// destructor closes a number twice).
+pub fn close_unowned(fd: RawFd) {
+    // SAFETY: see above: the descriptor's owners in this (forked,
+    // single-threaded) process never run again.
+    unsafe { libc::close(fd) };
 }
