@@ -44,9 +44,10 @@ pub fn skip_note(line: &str) {
 /// The workspace's built binary `name` (target/<profile>/<name>).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test-binary>: the profile dir is two up.
+    // target/<profile>/deps/<test-binary> (or examples/<example>): the
+    // profile dir is two up.
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
-    if dir.ends_with("deps") {
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     let path = dir.join(name);
