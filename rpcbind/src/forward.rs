@@ -213,3 +213,68 @@ async fn receive(fwd: Arc<Forwarder>, socket: Arc<UdpSocket>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::engine::ForwardKind;
+
+    fn pending(t: &mut Table, peer: &str, caller_xid: u32, born: Instant) -> u32 {
+        let forward = Box::new(Forward {
+            to: "127.0.0.1:2000".parse().unwrap(),
+            call: vec![0; 4],
+            caller_xid,
+            kind: ForwardKind::Callit,
+            uaddr: "127.0.0.1.7.208".into(),
+        });
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let listener = Arc::new(rt.block_on(async { UdpSocket::from_std(sock).unwrap() }));
+        let caller = Caller {
+            peer: peer.parse().unwrap(),
+            listener,
+            source: None,
+            request_len: 100,
+        };
+        t.make_room(born);
+        let xid = t.fresh_xid();
+        t.order.push_back(xid);
+        t.by_xid.insert(
+            xid,
+            Pending {
+                forward,
+                caller,
+                born,
+            },
+        );
+        xid
+    }
+
+    #[test]
+    fn retransmissions_are_duplicates_and_the_table_is_bounded() {
+        let mut t = Table::default();
+        let now = Instant::now();
+        let first = pending(&mut t, "192.0.2.1:700", 5, now);
+        let probe = Forward {
+            to: "127.0.0.1:2000".parse().unwrap(),
+            call: Vec::new(),
+            caller_xid: 5,
+            kind: ForwardKind::Callit,
+            uaddr: String::new(),
+        };
+        assert!(t.is_duplicate(&probe, "192.0.2.1:700".parse().unwrap(), now));
+        assert!(!t.is_duplicate(&probe, "192.0.2.2:700".parse().unwrap(), now));
+        for i in 0..NFORWARD as u32 + 10 {
+            pending(&mut t, "192.0.2.3:700", 100 + i, now);
+        }
+        assert_eq!(t.by_xid.len(), NFORWARD);
+        assert!(!t.by_xid.contains_key(&first), "the oldest went first");
+        let later = now + MAXTIME_OFF + Duration::from_secs(1);
+        t.make_room(later);
+        assert!(t.by_xid.is_empty(), "forgotten after MAXTIME_OFF");
+    }
+}
