@@ -16,8 +16,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => Path::new("."),
     };
     fs::create_dir_all(dir)?;
+    // Named after this process: two daemons (in two network namespaces)
+    // given the same path never write into each other's temporary file.
     let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = dir.join(tmp_name);
     let mut file = OpenOptions::new()
         .write(true)
