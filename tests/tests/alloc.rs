@@ -333,3 +333,86 @@ fn the_service_is_not_on_the_network_and_not_in_the_table() {
     }
     assert_eq!(outputs(Impl::Ours), outputs(Impl::Reference));
 }
+
+#[test]
+fn a_lease_outlives_its_owner_while_a_child_still_has_the_socket() {
+    if !require_root("alloc orphan") {
+        return;
+    }
+    let ns = Namespace::new();
+    let _d = start(&ns, POOL40);
+    // The exec'd shell leaves a child holding fd 3 and exits.
+    let out = ns.run(
+        &portpolicy(),
+        &[
+            "exec",
+            "--pool",
+            "--tcp",
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 & echo $!",
+        ],
+        T,
+    );
+    out.assert_success("exec");
+    let child: i32 = out.stdout.trim().parse().expect("child pid");
+    let row = |text: &str| {
+        text.lines()
+            .find(|l| l.contains(" tcp "))
+            .map(str::to_owned)
+    };
+    thread::sleep(Duration::from_secs(3));
+    let orphan = row(&leases(&ns)).expect("the lease is kept while its port is bound");
+    assert_eq!(
+        orphan.split_whitespace().nth(4),
+        Some("-"),
+        "owner gone: {orphan}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    wait_until("the orphan lease to end", T, || row(&leases(&ns)).is_none());
+}
+
+#[test]
+fn release_name_lets_go_of_a_reservation_for_good() {
+    if !require_root("alloc release name") {
+        return;
+    }
+    let ns = Namespace::new();
+    let mut d = start(&ns, RESERVED);
+    let pp = portpolicy();
+    let nobody = ns.run_as_nobody(&pp, &["release", "svc"], T);
+    assert_ne!(nobody.code(), 0, "{nobody:?}");
+    assert_eq!(
+        binder(&ns, &["try", "tcp", "4", "900", "plain"])
+            .stdout
+            .trim(),
+        "error EADDRINUSE"
+    );
+    ns.run(&pp, &["release", "svc"], T)
+        .assert_success("release svc");
+    assert_eq!(
+        binder(&ns, &["try", "tcp", "4", "900", "plain"])
+            .stdout
+            .trim(),
+        "bound 900"
+    );
+    assert_eq!(
+        binder(&ns, &["try", "udp", "6", "900", "plain"])
+            .stdout
+            .trim(),
+        "bound 900"
+    );
+    // Still released after a restart: the daemon does not take it back.
+    d.terminate().expect("daemon exits");
+    let _d2 = start(&ns, RESERVED);
+    assert_eq!(
+        binder(&ns, &["try", "tcp", "4", "900", "plain"])
+            .stdout
+            .trim(),
+        "bound 900"
+    );
+}
