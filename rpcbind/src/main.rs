@@ -112,10 +112,9 @@ fn run(
         daemonize::detach().context("cannot detach into the background")?;
     }
     let owner = Some((user.uid, user.gid));
-    if cli.warmstart {
-        // Created (and handed to the user) while still root, like C.
-        warmstart::prepare_dir(Path::new(warmstart::STATE_DIR), owner);
-    }
+    // Created (and handed to the user) while still root, like C, which
+    // writes its state files on exit with or without -w.
+    warmstart::prepare_dir(Path::new(warmstart::STATE_DIR), owner);
     let keeper = privdrop::Keeper::spawn(created, &lock)?;
     // The allocation service binds ports below 1024 for root callers
     // and reservations: CAP_NET_BIND_SERVICE stays while it is on.
@@ -165,7 +164,7 @@ fn run(
         n.send("STOPPING=1");
     }
     runtime.shutdown_timeout(Duration::from_millis(200));
-    shared.shutdown_warmstart();
+    shared.shutdown_warmstart(owner);
     keeper.finish(lock);
     served.context("serving failed")
 }

@@ -110,10 +110,17 @@ impl Shared {
         self
     }
 
-    /// Writes the last changes and the state files (clean exit).
-    pub fn shutdown_warmstart(&self) {
-        if let Some(p) = &self.warmstart {
-            p.shutdown();
+    /// Writes the last changes and the state files (clean exit). Without
+    /// `-w` the state files are written all the same, as C's `terminate`
+    /// does, so that a later `rpcbind -w` (ours or C's) finds them.
+    pub fn shutdown_warmstart(&self, owner: crate::warmstart::Owner) {
+        match &self.warmstart {
+            Some(p) => p.shutdown(),
+            None => {
+                let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+                let dir = std::path::Path::new(crate::warmstart::STATE_DIR);
+                crate::warmstart::save(dir, owner, engine.registry());
+            }
         }
     }
 

@@ -216,6 +216,34 @@ impl Files {
     }
 }
 
+/// Without `-w`: writes the C files once (clean exit), as C does. A
+/// journal of an earlier `-w` run no longer matches them and is ignored.
+pub fn save(dir: &Path, owner: Owner, reg: &Registry) {
+    if let Err(e) = save_c_files(dir, owner, reg) {
+        tracing::error!("cannot write the state in {}: {e}", dir.display());
+    }
+}
+
+fn save_c_files(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<()> {
+    // The journal would not match the new files: gone first, so that a
+    // crash half-way leaves no journal to be trusted over them.
+    match std::fs::remove_file(dir.join(JOURNAL_FILE)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let files = [
+        (dir.join(RPCB_FILE), ws::encode_rpcb_file(reg.iter())),
+        (dir.join(PMAP_FILE), ws::encode_pmap_file(reg.pmap_iter())),
+    ];
+    for (path, bytes) in &files {
+        write_synced(&tmp(path), bytes, owner)?;
+    }
+    for (path, _) in &files {
+        std::fs::rename(tmp(path), path)?;
+    }
+    File::open(dir)?.sync_all()
+}
+
 #[derive(Debug, Default)]
 struct Queue {
     changes: Vec<Change>,

@@ -241,3 +241,18 @@ fn churn_rate_at_50000_registrations() {
         }
     });
 }
+
+/// Like C, ours writes the state files on SIGTERM even without -w.
+#[test]
+fn state_files_are_written_on_exit_without_dash_w() {
+    e2e::run_case("state_files_without_w", Impl::Reference, |_| {
+        let ns = Namespace::new();
+        let mut d = Rpcbind::start(&ns, Impl::Ours, &[]);
+        let mut c = Local::connect(&ns);
+        assert!(c.call(SET, BASE + 7).expect("SET"));
+        assert!(d.terminate().is_some());
+        drop(d);
+        let _c = Rpcbind::start(&ns, Impl::Reference, &["-w"]);
+        assert_eq!(registered(&ns), BTreeSet::from([BASE + 7]));
+    });
+}
