@@ -69,10 +69,15 @@ struct Pool {
 
 impl Pool {
     fn read(ns: &Namespace) -> Pool {
+        Pool::read_config(ns, CONFIG)
+    }
+
+    /// The pool of the policy file `config` (a namespace path).
+    fn read_config(ns: &Namespace, config: &str) -> Pool {
         let portpolicy = e2e::binary("portpolicy");
         let read = |proto: &str| -> HashSet<u16> {
             let mut c = ns.command(&portpolicy);
-            c.args(["pool", "--config", CONFIG, "--proto", proto]);
+            c.args(["pool", "--config", config, "--proto", proto]);
             let out = run_with_timeout(c, RUN_TIMEOUT);
             out.assert_success("portpolicy pool");
             let ports: HashSet<u16> = out
@@ -238,6 +243,34 @@ fn ports_held_at_once_are_distinct_pool_ports() {
             got.iter().all(|b| pool.contains(b) && b.port < 1024),
             "{args}: {got:?}"
         );
+    }
+}
+
+#[test]
+fn in_high_mode_bindresvport_callers_still_get_privileged_pool_ports() {
+    if !require_root("in_high_mode_bindresvport_callers_still_get_privileged_pool_ports") {
+        return;
+    }
+    let Some(prog) = bindresv() else { return };
+    let ns = Namespace::new();
+    let _daemon = start_with(&ns, "mode = \"high\"\n");
+    let high = Pool::read(&ns);
+    assert!(high.udp.iter().all(|p| *p >= 1024), "high mode pool");
+    // The privileged pool of the same sources: the default mode's.
+    std::fs::write(ns.host_path("/run/privileged.toml"), "").expect("write");
+    let privileged = Pool::read_config(&ns, "/run/privileged.toml");
+    for args in ["resv 20 udp 4", "resv_sa 20 tcp 6"] {
+        let out = sh(
+            &ns,
+            &prog,
+            &format!("PORTPOLICY_PRELOAD_DEBUG=1 LD_PRELOAD=$LIB $PROG {args}"),
+        );
+        out.assert_success(args);
+        let got = parse(&out);
+        assert_eq!(out.stderr.matches(": pool port ").count(), 20, "{args}");
+        for b in got {
+            assert!(b.port < 1024 && privileged.contains(&b), "{args}: {b:?}");
+        }
     }
 }
 
