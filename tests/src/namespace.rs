@@ -336,8 +336,14 @@ impl Namespace {
     }
 
     /// Replaces the file `path` inside the namespace (only) with `contents`,
-    /// by a bind mount from the namespace's /run.
+    /// by a bind mount from the namespace's /run. `path` must exist: a
+    /// mount point cannot be created without touching the host's files.
     pub fn overlay_file(&self, path: &str, contents: &str) {
+        assert!(
+            std::path::Path::new(path).exists(),
+            "overlay_file: {path} does not exist on the host, so it cannot be a \
+             mount point; give the program another path (an option) instead"
+        );
         let name = path.trim_start_matches('/').replace('/', "_");
         let staged = format!("/run/overlay-{name}");
         std::fs::write(self.host_path(&staged), contents).expect("write overlay");
