@@ -34,6 +34,8 @@ static void usage(void)
 		"       rpcbclient pmap_unset PROG VERS\n"
 		"       rpcbclient pmap_getport HOST PROG VERS udp|tcp\n"
 		"       rpcbclient pmap_getmaps HOST\n"
+		"       rpcbclient pmap_callit HOST PROG VERS TEXT   (ECHO via CALLIT v2)\n"
+		"       rpcbclient callit HOST PROG VERS NETID TEXT  (ECHO via rpcb_rmtcall)\n"
 		"PROG may be decimal or 0x-hex; HOST of pmap_* is an IPv4 literal.\n");
 	exit(64);
 }
@@ -213,6 +215,30 @@ static int cmd_call(char **av)
 	return 0;
 }
 
+/* rpcb_rmtcall: CALLIT (v3) / BCAST (v4) of ECHO through rpcbind. */
+static int cmd_callit(char **av)
+{
+	char *arg = av[4], *res = NULL;
+	struct netbuf addr;
+	struct sockaddr_storage ss;
+	addr.buf = &ss;
+	addr.maxlen = sizeof(ss);
+	addr.len = 0;
+	struct timeval tv = { 3, 0 };
+	enum clnt_stat st = rpcb_rmtcall(netid_conf(av[3]), av[0], num(av[1]),
+			num(av[2]), ECHO_PROC, (xdrproc_t)xdr_wrapstring,
+			(caddr_t)&arg, (xdrproc_t)xdr_wrapstring, (caddr_t)&res,
+			tv, &addr);
+	if (st != RPC_SUCCESS) {
+		printf("error %d %s\n", (int)st, clnt_sperrno(st));
+		return 1;
+	}
+	if (addr.len > 0)
+		print_sockaddr_uaddr("server", (struct sockaddr *)addr.buf);
+	printf("echo %s\n", res);
+	return 0;
+}
+
 static int cmd_set(char **av)
 {
 	struct netconfig *nc = netid_conf(av[2]);
@@ -277,6 +303,21 @@ static int cmd_pmap(int ac, char **av)
 			return fail_createerr();
 		return 0;
 	}
+	if (strcmp(av[0], "pmap_callit") == 0 && ac == 5) {
+		ipv4(av[1], &sin);
+		char *arg = av[4], *res = NULL;
+		u_long port = 0;
+		struct timeval tv = { 3, 0 };
+		enum clnt_stat st = pmap_rmtcall(&sin, num(av[2]), num(av[3]),
+				ECHO_PROC, (xdrproc_t)xdr_wrapstring, (caddr_t)&arg,
+				(xdrproc_t)xdr_wrapstring, (caddr_t)&res, tv, &port);
+		if (st != RPC_SUCCESS) {
+			printf("error %d %s\n", (int)st, clnt_sperrno(st));
+			return 1;
+		}
+		printf("port %lu\necho %s\n", port, res);
+		return 0;
+	}
 	if (strcmp(av[0], "pmap_getmaps") == 0 && ac == 2) {
 		ipv4(av[1], &sin);
 		for (struct pmaplist *l = pmap_getmaps(&sin); l; l = l->pml_next)
@@ -312,6 +353,8 @@ int main(int argc, char **argv)
 		return cmd_taddr2uaddr(a);
 	if (strcmp(c, "call") == 0 && n == 4)
 		return cmd_call(a);
+	if (strcmp(c, "callit") == 0 && n == 5)
+		return cmd_callit(a);
 	if (strcmp(c, "set") == 0 && n == 4)
 		return cmd_set(a);
 	if (strcmp(c, "unset") == 0 && n == 3)

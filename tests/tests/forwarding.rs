@@ -58,6 +58,22 @@ fn decode(vers: u32, reply: &[u8]) -> (String, String) {
     (head, echoed)
 }
 
+/// libtirpc's own clients: `pmap_rmtcall` (PMAP CALLIT) and
+/// `rpcb_rmtcall` (RPCBIND CALLIT/BCAST), through `tests/c/rpcbclient`.
+fn libtirpc_callit(ns: &Namespace) -> Option<(e2e::RunOutput, e2e::RunOutput)> {
+    let bin = cprog::build("rpcbclient")?;
+    let prog = PROG.to_string();
+    let run = |args: &[&str]| {
+        let mut c = ns.command(&bin);
+        c.args(args);
+        e2e::run_with_timeout(c, T)
+    };
+    Some((
+        run(&["pmap_callit", "127.0.0.1", &prog, "1", "via-pmap"]),
+        run(&["callit", "127.0.0.1", &prog, "1", "udp", "via-rpcb"]),
+    ))
+}
+
 cases! {
     fn remote_calls_reach_a_real_service_with_dash_r(which) {
         let ns = Namespace::new();
@@ -74,6 +90,11 @@ cases! {
             } else {
                 assert!(head.starts_with("127.0.0.1."), "{head}");
             }
+        }
+        if let Some((pmap, rpcb)) = libtirpc_callit(&ns) {
+            assert!(pmap.stdout.contains("echo via-pmap"), "{}: {pmap:?}", which.name());
+            assert!(rpcb.stdout.contains("echo via-rpcb"), "{}: {rpcb:?}", which.name());
+            assert!(rpcb.stdout.contains("server 127.0.0.1."), "{}: {rpcb:?}", which.name());
         }
         // The deny list: NFS is refused with AUTH_TOOWEAK, even with -r.
         let reply = remote_call(&ns, 3, 5, 100_003).expect("deny-list reply");
