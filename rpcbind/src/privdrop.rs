@@ -159,7 +159,13 @@ fn keeper_main(pipe: OwnedFd, files: Vec<PathBuf>, lock: &InstanceLock) -> ! {
     let mut pipe = std::fs::File::from(pipe);
     let mut buf = [0u8; 16];
     // Nothing is ever written: read returns 0 when the daemon is gone.
-    while !matches!(pipe.read(&mut buf), Ok(0) | Err(_)) {}
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+            _ => {}
+        }
+    }
     for f in &files {
         let _ = std::fs::remove_file(f);
     }
