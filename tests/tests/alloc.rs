@@ -348,6 +348,8 @@ fn a_lease_outlives_its_owner_while_a_child_still_has_the_socket() {
             "exec",
             "--pool",
             "--tcp",
+            "--register",
+            "400200:1",
             "--",
             "sh",
             "-c",
@@ -369,11 +371,17 @@ fn a_lease_outlives_its_owner_while_a_child_still_has_the_socket() {
         Some("-"),
         "owner gone: {orphan}"
     );
+    let registered = || {
+        let out = ns.run("rpcinfo", &["-p"], T).stdout;
+        out.lines().any(|l| l.contains("400200"))
+    };
+    assert!(registered(), "registered while the lease lasts");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child),
         nix::sys::signal::Signal::SIGKILL,
     );
     wait_until("the orphan lease to end", T, || row(&leases(&ns)).is_none());
+    assert!(!registered(), "registration removed with the lease");
 }
 
 #[test]

@@ -44,6 +44,18 @@ impl Conn {
     /// else (the engine's business, including undecodable headers and RPC
     /// versions other than 2, which it answers as for any program).
     pub fn handle(&self, record: &[u8]) -> Option<AllocReply> {
+        // Binding, /proc and the fsync of the state block: on the
+        // multi-threaded runtime, let the other tasks move to another
+        // worker meanwhile.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.handle_now(record))
+            }
+            _ => self.handle_now(record),
+        }
+    }
+
+    fn handle_now(&self, record: &[u8]) -> Option<AllocReply> {
         let mut r = XdrReader::new(record);
         let call = CallHeader::decode(&mut r).ok()?;
         if call.program != PORTALLOC_PROG || call.rpc_version != RPC_VERSION {

@@ -42,7 +42,7 @@ pub fn spawn(service: Arc<Service>, shared: Arc<Shared>, pid: i32, pidfd: Arc<Ow
             service.lock().watched.remove(&pid);
             return;
         }
-        service.process_gone(pid, &shared);
+        let _ = tokio::task::spawn_blocking(move || service.process_gone(pid, &shared)).await;
     });
 }
 
@@ -50,9 +50,16 @@ pub fn spawn(service: Arc<Service>, shared: Arc<Shared>, pid: i32, pidfd: Arc<Ow
 pub async fn run(service: Arc<Service>, shared: Arc<Shared>) {
     loop {
         if service.enabled {
-            service.hold_reservations();
-            service.check_unwatched(&shared);
-            service.sweep_orphans(&shared);
+            // sock_diag and /proc scans block: off the runtime's workers.
+            let (svc, sh) = (service.clone(), shared.clone());
+            let pass = tokio::task::spawn_blocking(move || {
+                svc.hold_reservations();
+                svc.check_unwatched(&sh);
+                svc.sweep_orphans(&sh);
+            });
+            if let Err(e) = pass.await {
+                tracing::error!("allocation service check failed: {e}");
+            }
         }
         tokio::time::sleep(RECHECK).await;
     }
