@@ -3,6 +3,9 @@
  * sockets, or binds server sockets to port 0, and prints what it got.
  * Used with and without the LD_PRELOAD shim (libportpolicy_preload.so).
  *
+ * Built with -ltirpc the calls are libtirpc's; built with -DGLIBC_ONLY and
+ * without libtirpc, bindresvport() is glibc's (resv_sa then fails ENOSYS).
+ *
  * usage: bindresv resv|resv_sa|bind0 N udp|tcp 4|6 [options]
  *   resv     bindresvport(fd, sin)        (sin NULL unless -a; IPv4 only with -a)
  *   resv_sa  bindresvport_sa(fd, sa)      (sa NULL unless -a)
@@ -27,7 +30,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#ifdef GLIBC_ONLY
+/* Built without libtirpc (gcc -DGLIBC_ONLY, no -ltirpc): glibc's own
+ * bindresvport(), which glibc still exports; no bindresvport_sa(). */
+extern int bindresvport(int, struct sockaddr_in *);
+#else
 #include <rpc/rpc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,8 +149,14 @@ static int call(const struct opts *o, int fd, struct sockaddr_storage *ss, int *
 	*given = o->addr != NULL;
 	if (!strcmp(o->mode, "resv"))
 		return bindresvport(fd, o->addr ? (struct sockaddr_in *)ss : NULL);
-	if (!strcmp(o->mode, "resv_sa"))
+	if (!strcmp(o->mode, "resv_sa")) {
+#ifdef GLIBC_ONLY
+		errno = ENOSYS;
+		return -1;
+#else
 		return bindresvport_sa(fd, o->addr ? (struct sockaddr *)ss : NULL);
+#endif
+	}
 	*given = 0;
 	if (bind(fd, (struct sockaddr *)ss, len) < 0)
 		return -1;

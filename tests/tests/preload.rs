@@ -118,6 +118,35 @@ fn bindresv() -> Option<PathBuf> {
     cprog::build("bindresv")
 }
 
+/// bindresv built with -DGLIBC_ONLY and without libtirpc, so that its
+/// `bindresvport()` is glibc's; None (skip) when bindresv cannot be built.
+fn bindresv_glibc() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let tirpc = bindresv()?;
+    Some(
+        BUILT
+            .get_or_init(|| {
+                let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/bindresv.c");
+                let out = tirpc.with_file_name("bindresv-glibc");
+                let tmp = tirpc.with_file_name(format!(".bindresv-glibc.{}", std::process::id()));
+                let gcc = std::process::Command::new("gcc")
+                    .args(["-Wall", "-O1", "-DGLIBC_ONLY", "-o"])
+                    .arg(&tmp)
+                    .arg(&source)
+                    .output()
+                    .expect("run gcc");
+                assert!(
+                    gcc.status.success(),
+                    "gcc -DGLIBC_ONLY: {}",
+                    String::from_utf8_lossy(&gcc.stderr)
+                );
+                std::fs::rename(&tmp, &out).expect("rename");
+                out
+            })
+            .clone(),
+    )
+}
+
 /// Runs a shell script in `ns`, with `$PROG` (bindresv) and `$LIB` (the shim) set.
 fn sh(ns: &Namespace, prog: &Path, script: &str) -> RunOutput {
     let mut c = ns.command("env");
@@ -271,6 +300,32 @@ fn in_high_mode_bindresvport_callers_still_get_privileged_pool_ports() {
         for b in got {
             assert!(b.port < 1024 && privileged.contains(&b), "{args}: {b:?}");
         }
+    }
+}
+
+#[test]
+fn glibcs_own_bindresvport_is_served_too() {
+    if !require_root("glibcs_own_bindresvport_is_served_too") {
+        return;
+    }
+    let Some(prog) = bindresv_glibc() else { return };
+    let ns = Namespace::new();
+    let _daemon = start_ours(&ns);
+    let pool = Pool::read(&ns);
+    for args in ["resv 20 udp 4", "resv 20 tcp 4 -a 127.0.0.1"] {
+        let out = sh(
+            &ns,
+            &prog,
+            &format!("PORTPOLICY_PRELOAD_DEBUG=1 LD_PRELOAD=$LIB $PROG {args}"),
+        );
+        out.assert_success(args);
+        let got = parse(&out);
+        assert_eq!(got.len(), 20, "{args}");
+        assert_eq!(out.stderr.matches(": pool port ").count(), 20, "{args}");
+        assert!(
+            got.iter().all(|b| b.port < 1024 && pool.contains(b)),
+            "{args}: {got:?}"
+        );
     }
 }
 
