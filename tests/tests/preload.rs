@@ -406,6 +406,61 @@ fn without_the_daemon_the_real_function_still_works() {
 }
 
 #[test]
+fn a_hung_service_costs_one_timeout_then_the_real_function_runs() {
+    if !require_root("a_hung_service_costs_one_timeout_then_the_real_function_runs") {
+        return;
+    }
+    let Some(prog) = bindresv() else { return };
+    let mut python = std::process::Command::new("python3");
+    python.arg("-V");
+    if run_with_timeout(python, RUN_TIMEOUT).code() != 0 {
+        skip_note(
+            "skipping a_hung_service_costs_one_timeout_then_the_real_function_runs: no python3",
+        );
+        return;
+    }
+    let ns = Namespace::new();
+    // Accepts connections (the kernel's backlog does) and never answers.
+    let hung = ns.spawn(
+        "python3",
+        &[
+            "-c",
+            "import socket,time\n\
+             s=socket.socket(socket.AF_UNIX)\n\
+             s.bind('\\0/run/rpcbind.sock')\n\
+             s.listen(8)\n\
+             print('ready',flush=True)\n\
+             time.sleep(60)",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hung.stdout().contains("ready") {
+        assert!(
+            Instant::now() < deadline,
+            "hung listener: {}",
+            hung.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let out = sh(
+        &ns,
+        &prog,
+        "PORTPOLICY_PRELOAD_DEBUG=1 LD_PRELOAD=$LIB $PROG resv 1 udp 4",
+    );
+    let took = started.elapsed();
+    out.assert_success("bindresvport with a hung service");
+    let got = parse(&out);
+    assert!(got.len() == 1 && got[0].port < 1024, "{got:?}");
+    assert!(out.stderr.contains("real function"), "{}", out.stderr);
+    // The shim's bound is 2 s per request.
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+}
+
+#[test]
 fn a_non_root_caller_gets_the_same_refusal_as_without_the_shim() {
     if !require_root("a_non_root_caller_gets_the_same_refusal_as_without_the_shim") {
         return;
