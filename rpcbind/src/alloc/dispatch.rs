@@ -124,3 +124,112 @@ fn refusal(xid: u32, reply: AcceptedReply<'_>) -> Vec<u8> {
 fn garbage(xid: u32) -> AllocReply {
     (refusal(xid, AcceptedReply::GarbageArgs), None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::Options;
+    use proto::alloc::{AllocRes, PaList, PaStatus, Socktype};
+    use proto::engine::{Engine, EngineConfig};
+    use proto::rpc::{Procedure, ReplyBody, Version};
+
+    /// A service with one reservation (never bound here: the service is
+    /// switched off or the test makes no ALLOC) and a connection to it.
+    fn conn(enabled: bool) -> (Conn, std::os::unix::net::UnixStream) {
+        let dir =
+            std::env::temp_dir().join(format!("alloc-dispatch-{}-{enabled}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("policy.toml");
+        std::fs::write(&config, format!("[allocation]\nenabled = {enabled}\n")).unwrap();
+        let svc = Service::start(&Options {
+            policy_config: Some(config),
+            state_path: Some(dir.join("state")),
+        })
+        .unwrap();
+        // Read and not written (nothing changes in these tests).
+        std::fs::remove_dir_all(&dir).unwrap();
+        let shared = Arc::new(Shared::new(
+            Engine::new(EngineConfig::default()),
+            None,
+            false,
+        ));
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        (Conn::new(Arc::new(svc), shared, &a).unwrap(), b)
+    }
+
+    fn call(version: u32, procedure: Procedure, args: &dyn Encode) -> Vec<u8> {
+        let mut w = XdrWriter::new();
+        CallHeader::new(7, PORTALLOC_PROG, Version(version), procedure).encode(&mut w);
+        args.encode(&mut w);
+        w.into_bytes()
+    }
+
+    /// The accepted reply and its results.
+    fn answer(conn: &Conn, record: &[u8]) -> (AcceptedReply<'static>, Vec<u8>) {
+        let (bytes, fd) = conn.handle(record).expect("a PORTALLOC reply");
+        assert!(fd.is_none());
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let reply = Reply::decode(&mut XdrReader::new(bytes)).unwrap();
+        assert_eq!(reply.xid, 7);
+        let ReplyBody::Accepted { reply, .. } = reply.body else {
+            panic!("denied: {reply:?}")
+        };
+        let results = match reply {
+            AcceptedReply::Success(r) => r.to_vec(),
+            _ => Vec::new(),
+        };
+        (reply, results)
+    }
+
+    #[test]
+    fn errors_of_the_call_itself() {
+        let (c, _peer) = conn(true);
+        let (r, _) = answer(&c, &call(2, PA_NULL, &Void));
+        assert_eq!(
+            r,
+            AcceptedReply::ProgMismatch {
+                low: PORTALLOC_VERS,
+                high: PORTALLOC_VERS
+            }
+        );
+        assert_eq!(
+            answer(&c, &call(1, Procedure(6), &Void)).0,
+            AcceptedReply::ProcUnavail
+        );
+        let (r, _) = answer(&c, &call(1, PA_ALLOC, &Void));
+        assert_eq!(r, AcceptedReply::GarbageArgs);
+        let mut other = XdrWriter::new();
+        CallHeader::new(7, proto::rpc::Program(100000), Version(2), Procedure(0))
+            .encode(&mut other);
+        assert!(
+            c.handle(other.as_bytes()).is_none(),
+            "the portmapper's call"
+        );
+    }
+
+    #[test]
+    fn refusals_are_statuses() {
+        let (c, _peer) = conn(true);
+        let claim = ClaimArgs {
+            name: "nosuch",
+            socktype: Socktype::Stream,
+        };
+        let (_, res) = answer(&c, &call(1, PA_CLAIM, &claim));
+        let res = AllocRes::decode(&mut XdrReader::new(&res)).unwrap();
+        assert_eq!(res.status(), PaStatus::NO_SUCH_NAME);
+        let (_, res) = answer(&c, &call(1, PA_RELEASE, &ReleaseArgs::Lease(99)));
+        let status = PaStatus::decode(&mut XdrReader::new(&res)).unwrap();
+        assert_eq!(status, PaStatus::BAD_REQUEST);
+        let (_, res) = answer(&c, &call(1, PA_LIST, &Void));
+        assert_eq!(PaList::decode(&mut XdrReader::new(&res)).unwrap().0, []);
+    }
+
+    #[test]
+    fn switched_off_it_says_so() {
+        let (c, _peer) = conn(false);
+        let args = AllocArgs::pool(proto::alloc::Family::Inet, Socktype::Stream);
+        let (_, res) = answer(&c, &call(1, PA_ALLOC, &args));
+        let res = AllocRes::decode(&mut XdrReader::new(&res)).unwrap();
+        assert_eq!(res.status(), PaStatus::DISABLED);
+    }
+}
