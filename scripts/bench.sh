@@ -11,7 +11,7 @@
 #   e.g. scripts/bench.sh --duration 1 --reps 3 --rows base,stress
 # Results (JSON and markdown) go to target/rpcbench/.
 # Environment: BENCH_SERVERS="ours c" (default: both, c only if installed),
-#              BENCH_TIMEOUT=280 (seconds allowed per server).
+#              BENCH_TIMEOUT=290 (seconds allowed per server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +22,12 @@ fi
 cargo build --release -q -p rpcbind -p rpcbench
 OUT=target/rpcbench
 mkdir -p "$OUT"
+rm -f "$OUT/compare.md"
 BENCH="$PWD/target/release/rpcbench"
 OURS="$PWD/target/release/rpcbind"
 C=/usr/sbin/rpcbind
 SERVERS=${BENCH_SERVERS:-"ours c"}
-LIMIT=${BENCH_TIMEOUT:-280}
+LIMIT=${BENCH_TIMEOUT:-290}
 
 # One server in its own namespace; the inner script kills the server on
 # every exit path, and `timeout` bounds the whole.
@@ -56,7 +57,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 sleep 0.2
-echo "== $label: $server (pid $pid) $("$server" --version 2>&1 | head -1 || true)" >&2
+echo "== $label: $server (pid $pid)" >&2
 taskset -c 1 "$bench" run --pid "$pid" --label "$label" --out "$out/$label.json" "$@" | tee "$out/$label.md"
 INNER
 }

@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(long)]
     pid: Option<u32>,
     /// Seconds per repetition of a row.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.5)]
     duration: f64,
     /// Repetitions of each row.
     #[arg(long, default_value_t = 3)]

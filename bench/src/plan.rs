@@ -161,7 +161,7 @@ impl Runner<'_> {
         self.row("stress/udp-1-nonreader", "calls/s", || {
             let normal = crate::udp::run(udp, 1, dur, to, &gp)?;
             let bad = NonReader::start(udp, wire::getport(PMAP.0, PMAP.1, PMAP.2).framed());
-            std::thread::sleep(Duration::from_millis(200));
+            bad.wait_blocked(Duration::from_secs(5));
             let mut t = crate::udp::run(udp, 1, dur, to, &gp);
             let st = bad.stop();
             if let Ok(t) = &mut t {

@@ -5,7 +5,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use crate::wire::Call;
 #[derive(Debug)]
 pub struct NonReader {
     stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
     thread: JoinHandle<NonReaderStats>,
 }
 
@@ -32,9 +33,29 @@ impl NonReader {
     /// Starts writing batches of `call` (xids counting up) to `addr`.
     pub fn start(addr: SocketAddr, call: Call) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || non_reader(addr, call, &flag));
-        Self { stop, thread }
+        let written = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (stop.clone(), written.clone());
+        let thread = std::thread::spawn(move || non_reader(addr, call, &flag, &count));
+        Self {
+            stop,
+            written,
+            thread,
+        }
+    }
+
+    /// Waits until the server stops taking this client's calls (no byte
+    /// written for 300 ms), at most `limit`: the state the row is about.
+    pub fn wait_blocked(&self, limit: Duration) {
+        let start = std::time::Instant::now();
+        let mut last = u64::MAX;
+        while start.elapsed() < limit {
+            let now = self.written.load(Ordering::Relaxed);
+            if now == last {
+                return;
+            }
+            last = now;
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     pub fn stop(self) -> NonReaderStats {
@@ -43,11 +64,16 @@ impl NonReader {
     }
 }
 
-fn non_reader(addr: SocketAddr, mut call: Call, stop: &AtomicBool) -> NonReaderStats {
+fn non_reader(
+    addr: SocketAddr,
+    mut call: Call,
+    stop: &AtomicBool,
+    written: &AtomicU64,
+) -> NonReaderStats {
     let mut st = NonReaderStats::default();
     let mut xid: u32 = 0x7700_0000;
     while !stop.load(Ordering::Relaxed) {
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        let Ok(mut s) = connect_small_rcvbuf(addr) else {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
@@ -63,7 +89,10 @@ fn non_reader(addr: SocketAddr, mut call: Call, stop: &AtomicBool) -> NonReaderS
         }
         while !stop.load(Ordering::Relaxed) {
             match s.write(&batch) {
-                Ok(n) => st.bytes_written += n as u64,
+                Ok(n) => {
+                    st.bytes_written += n as u64;
+                    written.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(_) => {
                     st.dropped += 1;
@@ -73,6 +102,29 @@ fn non_reader(addr: SocketAddr, mut call: Call, stop: &AtomicBool) -> NonReaderS
         }
     }
     st
+}
+
+/// Receive buffer of the non-reading client: small, so the server's
+/// replies back up after a few thousand calls (as with a stuck client on a
+/// real network), not after the megabytes loopback autotuning allows.
+const NON_READER_RCVBUF: usize = 4096;
+
+/// A TCP connection whose receive buffer is set before connecting (the
+/// window is negotiated at the handshake).
+fn connect_small_rcvbuf(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::RcvBuf, &NON_READER_RCVBUF)?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(TcpStream::from(fd))
 }
 
 /// Opens up to `n` TCP connections to `addr` and leaves them idle.
