@@ -18,6 +18,7 @@
  *   -v       IPv6 sockets get IPV6_V6ONLY=1 before binding
  *   -c       close each socket before the next call (default: keep all
  *            open, so N calls hold N distinct ports)
+ *   -t T     run the N calls in each of T threads at once (T*N calls)
  *
  * Output, one line per call:
  *   proto=udp|tcp family=4|6 addr=A port=P fd=F nonblock=0|1 cloexec=0|1 sin_port=P listening=0|1
@@ -29,6 +30,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #ifdef GLIBC_ONLY
 /* Built without libtirpc (gcc -DGLIBC_ONLY, no -ltirpc): glibc's own
@@ -53,6 +55,7 @@ struct opts {
 	int no_listen;
 	int v6only;
 	int close_each;
+	int threads;
 };
 
 static void usage(void)
@@ -98,6 +101,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->v6only = 1;
 		else if (!strcmp(argv[i], "-c"))
 			o->close_each = 1;
+		else if (!strcmp(argv[i], "-t") && i + 1 < argc && atoi(argv[i + 1]) > 0)
+			o->threads = atoi(argv[++i]);
 		else
 			usage();
 	}
@@ -185,33 +190,61 @@ static void report(const struct opts *o, int fd, const struct sockaddr_storage *
 	       given ? addr_port(ss) : -1, acc != 0);
 }
 
-int main(int argc, char **argv)
+/* The N calls of one thread; returns 1 when any failed. */
+static int run_calls(const struct opts *o)
 {
-	struct opts o;
 	int i, failed = 0;
 
-	parse(argc, argv, &o);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (i = 0; i < o.count; i++) {
+	for (i = 0; i < o->count; i++) {
 		struct sockaddr_storage ss;
 		int given, one = 1;
-		int fd = socket(o.family, o.type | o.flags, 0);
+		int fd = socket(o->family, o->type | o->flags, 0);
 
 		if (fd < 0) {
 			printf("error %d socket: %s\n", errno, strerror(errno));
 			failed = 1;
 			continue;
 		}
-		if (o.v6only && o.family == AF_INET6)
+		if (o->v6only && o->family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-		if (call(&o, fd, &ss, &given) < 0) {
+		if (call(o, fd, &ss, &given) < 0) {
 			printf("error %d %s\n", errno, strerror(errno));
 			failed = 1;
 		} else {
-			report(&o, fd, &ss, given);
+			report(o, fd, &ss, given);
 		}
-		if (o.close_each)
+		if (o->close_each)
 			close(fd);
+	}
+	return failed;
+}
+
+static void *worker(void *arg)
+{
+	return run_calls(arg) ? (void *)1 : NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	pthread_t tids[64];
+	int i, failed = 0;
+
+	parse(argc, argv, &o);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (o.threads <= 1)
+		return run_calls(&o);
+	if (o.threads > 64)
+		usage();
+	for (i = 0; i < o.threads; i++)
+		if (pthread_create(&tids[i], NULL, worker, &o) != 0) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 1;
+		}
+	for (i = 0; i < o.threads; i++) {
+		void *r;
+		pthread_join(tids[i], &r);
+		failed |= r != NULL;
 	}
 	return failed;
 }

@@ -252,7 +252,8 @@ fn ports_held_at_once_are_distinct_pool_ports() {
     let ns = Namespace::new();
     let _daemon = start_ours(&ns);
     let pool = Pool::read(&ns);
-    for args in ["resv 100 udp 4", "resv_sa 100 tcp 6"] {
+    // The last: four threads calling at once (25 calls each).
+    for args in ["resv 100 udp 4", "resv_sa 100 tcp 6", "resv 25 tcp 4 -t 4"] {
         let out = sh(
             &ns,
             &prog,
