@@ -73,6 +73,11 @@ pub struct Cli {
     #[arg(long = "udp-reply-factor", value_name = "N", default_value_t = 1)]
     pub udp_reply_factor: u32,
 
+    /// Remove a registration whose port nobody has bound at two checks
+    /// this many seconds apart (0, the default: never).
+    #[arg(long = "reap-interval", value_name = "SECS", default_value_t = 0)]
+    pub reap_interval: u64,
+
     /// Allocation service: read this portpolicy config file only (instead
     /// of /etc/portpolicy.toml and /etc/portpolicy.d).
     #[arg(long = "policy-config", value_name = "PATH")]
@@ -208,6 +213,8 @@ mod tests {
         let c = run(&["rpcbind", "--udp-reply-factor", "0"]);
         assert!(!c.warmstart && !c.remote_calls);
         assert_eq!(c.udp_reply_factor, 0);
+        assert_eq!(c.reap_interval, 0);
+        assert_eq!(run(&["rpcbind", "--reap-interval", "30"]).reap_interval, 30);
     }
 
     #[test]

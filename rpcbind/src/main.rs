@@ -20,6 +20,7 @@ mod logging;
 mod netconfig;
 mod notify;
 mod privdrop;
+mod reap;
 mod server;
 #[cfg(test)]
 mod server_tests;
@@ -147,6 +148,10 @@ fn run(
         .build()
         .context("cannot start the runtime")?;
     runtime.spawn(alloc::run_background(alloc, shared.clone()));
+    if cli.reap_interval > 0 {
+        let every = Duration::from_secs(cli.reap_interval);
+        runtime.spawn(reap::run(shared.clone(), every));
+    }
     let ready = Arc::new(tokio::sync::Notify::new());
     let serve_cfg = server::ServeConfig {
         ready: Some(ready.clone()),

@@ -98,10 +98,19 @@ impl Shared {
         self.alloc.as_ref()
     }
 
-    /// Runs `f` on the engine (the allocation service's registrations).
+    /// Runs `f` on the engine (the allocation service's registrations,
+    /// reaping). With `-w` its registry changes are queued for the disk
+    /// (not waited for).
     pub fn with_engine<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> T {
         let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut engine)
+        let out = f(&mut engine);
+        if let Some(p) = &self.warmstart {
+            let changes = engine.registry_mut().take_changes();
+            if !changes.is_empty() {
+                p.submit(changes);
+            }
+        }
+        out
     }
 
     /// Every registry change will be on disk before its reply is sent.
