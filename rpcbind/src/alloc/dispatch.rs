@@ -136,8 +136,9 @@ mod tests {
     /// A service with one reservation (never bound here: the service is
     /// switched off or the test makes no ALLOC) and a connection to it.
     fn conn(enabled: bool) -> (Conn, std::os::unix::net::UnixStream) {
-        let dir =
-            std::env::temp_dir().join(format!("alloc-dispatch-{}-{enabled}", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("alloc-dispatch-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("policy.toml");
         std::fs::write(&config, format!("[allocation]\nenabled = {enabled}\n")).unwrap();
