@@ -33,3 +33,8 @@ fn record_reassembly_corpus() {
 fn arg_decode_corpus() {
     replay("arg_decode", proto::fuzzing::arg_decode);
 }
+
+#[test]
+fn warmstart_decode_corpus() {
+    replay("warmstart_decode", proto::warmstart::fuzz_decode);
+}

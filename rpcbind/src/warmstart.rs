@@ -451,5 +451,6 @@ mod tests {
         assert_eq!(load(&dir).unwrap().len(), 0);
         std::fs::write(dir.join(RPCB_FILE), &other[..2]).unwrap();
         assert!(load(&dir).is_none(), "a torn file is skipped");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
