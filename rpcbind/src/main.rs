@@ -134,7 +134,7 @@ fn run(
     let persister = cli
         .warmstart
         .then(|| warm_start(&mut engine, owner))
-        .transpose()?;
+        .flatten();
     alloc.restore_registrations(&mut engine);
     let alloc = Arc::new(alloc);
     let mut shared =
@@ -177,15 +177,26 @@ fn run(
 /// `-w`: replaces the lists with the saved ones (as C's `read_warmstart`)
 /// and starts making every change durable.
 /// The directory was prepared before the privilege drop (see `run`).
-fn warm_start(
-    engine: &mut Engine,
-    owner: warmstart::Owner,
-) -> anyhow::Result<warmstart::Persister> {
+fn warm_start(engine: &mut Engine, owner: warmstart::Owner) -> Option<warmstart::Persister> {
     let dir = Path::new(warmstart::STATE_DIR);
     if let Some(saved) = warmstart::load(dir) {
         *engine.registry_mut() = saved;
     }
-    engine.registry_mut().record_changes();
-    warmstart::Persister::start(dir, owner, engine.registry())
-        .with_context(|| format!("cannot write the warm-start state in {}", dir.display()))
+    match warmstart::Persister::start(dir, owner, engine.registry()) {
+        Ok(p) => {
+            // Nothing changes the registry before serving starts, so the
+            // persister's snapshot and this log begin at the same state.
+            engine.registry_mut().record_changes();
+            Some(p)
+        }
+        Err(e) => {
+            // Serving matters more than the state file: say so and go on,
+            // as C goes on when it cannot write its files.
+            tracing::error!(
+                "cannot write the warm-start state in {}: {e}; changes will not survive a restart",
+                dir.display()
+            );
+            None
+        }
+    }
 }
