@@ -24,14 +24,28 @@ fn callit_args(prog: u32, proc_: u32, text: &str) -> Vec<u8> {
 
 /// The reply to a remote call of ECHO("hello") as (version, procedure).
 fn remote_call(ns: &Namespace, vers: u32, proc_: u32, prog: u32) -> Option<Vec<u8>> {
+    remote_call_to(ns, "127.0.0.1:111", vers, proc_, prog)
+}
+
+fn remote_call_to(
+    ns: &Namespace,
+    to: &'static str,
+    vers: u32,
+    proc_: u32,
+    prog: u32,
+) -> Option<Vec<u8>> {
     let msg = rpcwire::call_message(0x4242, 100000, vers, proc_, &callit_args(prog, 1, "hello"));
-    ns.in_netns(move || udp_exchange("127.0.0.1:111", &msg))
+    ns.in_netns(move || udp_exchange(to, &msg))
 }
 
 fn echo_server(ns: &Namespace) -> Option<e2e::Background> {
+    echo_server_on(ns, "udp")
+}
+
+fn echo_server_on(ns: &Namespace, netid: &str) -> Option<e2e::Background> {
     let bin = cprog::build("rpcserver")?;
     let mut c = ns.command(bin);
-    c.args(["tp", "udp"]);
+    c.args(["tp", netid]);
     let mut p = ns.spawn_command(c);
     let deadline = Instant::now() + T;
     while !p.stdout().lines().any(|l| l == "ready") {
@@ -96,6 +110,15 @@ cases! {
             assert!(rpcb.stdout.contains("echo via-rpcb"), "{}: {rpcb:?}", which.name());
             assert!(rpcb.stdout.contains("server 127.0.0.1."), "{}: {rpcb:?}", which.name());
         }
+        // IPv6: a service on udp6, called through [::1]:111.
+        let Some(_server6) = echo_server_on(&ns, "udp6") else { return };
+        for (vers, proc_) in [(3, 5), (4, 10)] {
+            let reply = remote_call_to(&ns, "[::1]:111", vers, proc_, PROG)
+                .unwrap_or_else(|| panic!("{}: udp6 v{vers}: no reply", which.name()));
+            let (head, echoed) = decode(vers, &reply);
+            assert_eq!(echoed, "hello");
+            assert!(head.starts_with("::1."), "{}: {head}", which.name());
+        }
         // The deny list: NFS is refused with AUTH_TOOWEAK, even with -r.
         let reply = remote_call(&ns, 3, 5, 100_003).expect("deny-list reply");
         assert_eq!(parse_reply(0x4242, &reply).expect("reply"), Reply::Denied(1));
@@ -114,5 +137,25 @@ cases! {
         }
         let reply = remote_call(&ns, 4, 10, PROG).expect("INDIRECT reply");
         assert_eq!(parse_reply(0x4242, &reply).expect("reply"), Reply::Accepted(5), "SYSTEM_ERR");
+    }
+}
+
+cases! {
+    fn remote_calls_from_another_host(which) {
+        let server = Namespace::new();
+        let peer = Namespace::new();
+        Namespace::veth_pair(&server, &peer, "192.0.2.1/24", "192.0.2.2/24");
+        let _d = Rpcbind::start(&server, which, &["-r"]);
+        let Some(_svc) = echo_server(&server) else { return };
+        for (vers, proc_) in [(2, 5), (3, 5), (4, 10)] {
+            let reply = remote_call_to(&peer, "192.0.2.1:111", vers, proc_, PROG)
+                .unwrap_or_else(|| panic!("{}: v{vers} from the peer: no reply", which.name()));
+            let (head, echoed) = decode(vers, &reply);
+            eprintln!("{}: from the peer v{vers}: {head} {echoed}", which.name());
+            assert_eq!(echoed, "hello");
+            if vers != 2 {
+                assert!(head.starts_with("192.0.2.1."), "{}: {head}", which.name());
+            }
+        }
     }
 }
