@@ -110,6 +110,16 @@ cases! {
             assert!(rpcb.stdout.contains("echo via-rpcb"), "{}: {rpcb:?}", which.name());
             assert!(rpcb.stdout.contains("server 127.0.0.1."), "{}: {rpcb:?}", which.name());
         }
+        // The service refuses (PROC_UNAVAIL): CALLIT stays silent,
+        // INDIRECT reports SYSTEM_ERR.
+        let unavail = |vers, proc_| {
+            let args = callit_args(PROG, 9, "x");
+            let msg = rpcwire::call_message(0x4242, 100000, vers, proc_, &args);
+            ns.in_netns(move || udp_exchange("127.0.0.1:111", &msg))
+        };
+        assert_eq!(unavail(3, 5), None, "{}: CALLIT of a refused procedure", which.name());
+        let reply = unavail(4, 10).expect("INDIRECT of a refused procedure");
+        assert_eq!(parse_reply(0x4242, &reply).expect("reply"), Reply::Accepted(5), "{}", which.name());
         // IPv6: a service on udp6, called through [::1]:111.
         let Some(_server6) = echo_server_on(&ns, "udp6") else { return };
         for (vers, proc_) in [(3, 5), (4, 10)] {
