@@ -58,6 +58,9 @@ pub struct Service {
     enabled: bool,
     /// The state's directory existed before the daemon started.
     dir_existed: bool,
+    /// The change count the state file holds; taken by one writer at a
+    /// time.
+    saved: Mutex<u64>,
 }
 
 #[derive(Debug)]
@@ -67,6 +70,8 @@ struct Inner {
     held: HashMap<(String, Socktype), OwnedFd>,
     /// Pids with a pidfd watcher running.
     watched: HashSet<i32>,
+    /// Changes made so far (see [`Service::save`]).
+    changes: u64,
 }
 
 /// Unix seconds now.
@@ -106,10 +111,12 @@ impl Service {
                 alloc,
                 held: HashMap::new(),
                 watched: HashSet::new(),
+                changes: 0,
             }),
             state_path,
             enabled: config.allocation.enabled,
             dir_existed,
+            saved: Mutex::new(0),
         };
         if service.enabled {
             service.hold_reservations();
@@ -181,15 +188,31 @@ impl Service {
             }
         }
         if changed {
-            self.save(&inner);
+            self.save(inner);
         }
     }
 
-    /// Writes the state (temp file, fsync, rename); a failure is logged:
-    /// the change stands in memory and the next write carries it.
-    fn save(&self, inner: &Inner) {
-        if let Err(e) = persist::write_atomic(&self.state_path, &inner.alloc.state().to_json()) {
-            tracing::error!("cannot save {}: {e}", self.state_path.display());
+    /// Makes the change just made under `inner` durable before returning
+    /// (temp file, fsync, rename), with group commit: the lock is let go
+    /// first, and a writer saves the state as it is when it starts, so
+    /// the callers that waited behind one write are usually covered by
+    /// the next single one. A failure is logged: the change stands in
+    /// memory and the next write carries it.
+    fn save(&self, mut inner: MutexGuard<'_, Inner>) {
+        inner.changes += 1;
+        let mine = inner.changes;
+        drop(inner);
+        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
+        if *saved >= mine {
+            return;
+        }
+        let (state, covers) = {
+            let inner = self.lock();
+            (inner.alloc.state(), inner.changes)
+        };
+        match persist::write_atomic(&self.state_path, &state.to_json()) {
+            Ok(()) => *saved = covers,
+            Err(e) => tracing::error!("cannot save {}: {e}", self.state_path.display()),
         }
     }
 

@@ -33,10 +33,11 @@ impl Service {
             if let Some(lease) = inner.alloc.lease(grant.lease_id) {
                 shared.with_engine(|e| register(e, lease));
             }
-            self.save(&inner);
             watch_needed = inner.watched.insert(peer.pid);
+            self.save(inner);
+        } else {
+            drop(inner);
         }
-        drop(inner);
         if watch_needed {
             match &peer.pidfd {
                 Some(pidfd) => watch::spawn(self.clone(), shared.clone(), peer.pid, pidfd.clone()),
@@ -61,7 +62,7 @@ impl Service {
         let key = (args.name.to_owned(), args.socktype);
         let (res, fd) = drive(&mut inner, decision, Some(key));
         if let AllocRes::Granted(_) = res {
-            self.save(&inner);
+            self.save(inner);
         }
         (res, fd)
     }
@@ -75,7 +76,7 @@ impl Service {
         match inner.alloc.release(args, &light_caller(peer)) {
             Ok(lease) => {
                 shared.with_engine(|e| unregister(e, &lease));
-                self.save(&inner);
+                self.save(inner);
                 PaStatus::OK
             }
             Err(status) => status,
@@ -100,7 +101,7 @@ impl Service {
                         );
                     }
                 }
-                self.save(&inner);
+                self.save(inner);
                 PaStatus::OK
             }
             Err(status) => status,

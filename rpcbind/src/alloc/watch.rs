@@ -73,7 +73,7 @@ impl Service {
             if inner.alloc.on_process_gone(pid).is_empty() {
                 return;
             }
-            self.save(&inner);
+            self.save(inner);
         }
         self.sweep_orphans(shared);
     }
@@ -139,7 +139,7 @@ impl Service {
             }
         }
         if ended > 0 {
-            self.save(&inner);
+            self.save(inner);
         }
     }
 }
