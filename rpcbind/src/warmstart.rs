@@ -6,8 +6,9 @@
 //! in the C daemon's format (so switching to or from the C daemon keeps
 //! every registration), and our `rpcbind.journal`; formats in
 //! `proto::warmstart`. Each batch of changes is appended to the journal and
-//! `fdatasync`ed; changes that arrive while a write runs go into the next
-//! one and their replies wait for it (group commit). When the journal has
+//! `fdatasync`ed, by the request handler itself when no write is running;
+//! changes that arrive while a write runs go into the next one and their
+//! replies wait for it (group commit). When the journal has
 //! grown past the C files, they are rewritten (temporary file, fsync,
 //! rename, fsync of the directory) with a fresh journal.
 //!
@@ -168,6 +169,7 @@ fn write_synced(path: &Path, bytes: &[u8], owner: Owner) -> io::Result<()> {
 }
 
 /// The files of one state directory and the open journal.
+#[derive(Debug)]
 struct Files {
     dir: PathBuf,
     owner: Owner,
@@ -249,14 +251,67 @@ struct Queue {
     changes: Vec<Change>,
     /// Tickets handed out so far.
     submitted: u64,
+    /// The journal needs the writer thread (rewrite, or a failed write).
+    compact: bool,
     shutdown: bool,
+}
+
+/// The files and the replica of the registry they hold.
+#[derive(Debug)]
+struct State {
+    files: Files,
+    replica: Registry,
 }
 
 #[derive(Debug)]
 struct Inner {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Held by whoever writes: a request handler committing inline, or
+    /// the writer thread.
+    state: Mutex<State>,
     durable: tokio::sync::watch::Sender<u64>,
+}
+
+impl Inner {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends everything queued to the journal, batch by batch, and
+    /// publishes each batch's last ticket once it is on disk.
+    fn drain(&self, st: &mut State) {
+        loop {
+            let (batch, ticket) = {
+                let mut q = self.queue();
+                if q.changes.is_empty() {
+                    return;
+                }
+                (std::mem::take(&mut q.changes), q.submitted)
+            };
+            for c in &batch {
+                st.replica.apply(c);
+            }
+            if let Err(e) = st.files.append(&ws::journal_record(&batch)) {
+                tracing::error!(
+                    "warm start: cannot write {}: {e}; rewriting the state",
+                    st.files.dir.join(JOURNAL_FILE).display()
+                );
+                st.files.journal_len = u64::MAX;
+            }
+            self.durable.send_replace(ticket);
+        }
+    }
+
+    /// After releasing `state`: hands what is left (changes queued while
+    /// it was held, or a rewrite) to the writer thread.
+    fn hand_over(&self, compact: bool) {
+        let mut q = self.queue();
+        q.compact |= compact;
+        if q.compact || !q.changes.is_empty() {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// The writer thread and the queue the request handlers feed.
@@ -268,7 +323,8 @@ pub struct Persister {
 
 impl Persister {
     /// Writes the current state (C files and a fresh journal) and starts
-    /// the writer thread, which keeps a replica of the registry.
+    /// the writer thread, which rewrites the C files when the journal has
+    /// grown and writes what handlers left behind.
     pub fn start(dir: &Path, owner: Owner, registry: &Registry) -> io::Result<Persister> {
         let mut replica =
             Registry::from_lists(registry.iter().cloned(), registry.pmap_iter().copied());
@@ -278,12 +334,13 @@ impl Persister {
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            state: Mutex::new(State { files, replica }),
             durable,
         });
         let worker = inner.clone();
         let thread = std::thread::Builder::new()
             .name("warmstart".into())
-            .spawn(move || writer(&worker, files, replica))?;
+            .spawn(move || writer(&worker))?;
         Ok(Persister {
             inner,
             thread: Mutex::new(Some(thread)),
@@ -293,20 +350,30 @@ impl Persister {
     /// Queues changes (in the order the registry made them; call with the
     /// engine locked) and returns the ticket to [`wait`](Self::wait) for.
     pub fn submit(&self, changes: Vec<Change>) -> u64 {
-        let mut q = self
-            .inner
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut q = self.inner.queue();
         q.changes.extend(changes);
         q.submitted += 1;
-        self.inner.wake.notify_one();
         q.submitted
     }
 
-    /// Returns once the changes of `ticket` are on disk.
+    /// Returns once the changes of `ticket` are on disk. When nobody is
+    /// writing, the caller appends the queue itself (one small write and
+    /// `fdatasync`, no thread hand-off); otherwise the current writer's
+    /// next batch carries its changes (group commit).
     pub async fn wait(&self, ticket: u64) {
         let mut rx = self.inner.durable.subscribe();
+        if *rx.borrow_and_update() >= ticket {
+            return;
+        }
+        if let Ok(mut st) = self.inner.state.try_lock() {
+            self.inner.drain(&mut st);
+            let compact = st.files.wants_compaction();
+            drop(st);
+            self.inner.hand_over(compact);
+        } else {
+            // The holder hands over what it did not write when it lets go.
+            self.inner.hand_over(false);
+        }
         // The sender lives as long as `self`, so this only fails if the
         // writer is gone, and then there is nothing left to wait for.
         let _ = rx.wait_for(|&d| d >= ticket).await;
@@ -316,11 +383,7 @@ impl Persister {
     /// started with `-w` finds everything) and stops the writer.
     pub fn shutdown(&self) {
         {
-            let mut q = self
-                .inner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut q = self.inner.queue();
             q.shutdown = true;
             self.inner.wake.notify_one();
         }
@@ -337,37 +400,28 @@ impl Persister {
     }
 }
 
-fn writer(inner: &Inner, mut files: Files, mut replica: Registry) {
+fn writer(inner: &Inner) {
     loop {
-        let (batch, ticket, shutdown) = {
-            let mut q = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            while q.changes.is_empty() && !q.shutdown {
+        let shutdown = {
+            let mut q = inner.queue();
+            while q.changes.is_empty() && !q.compact && !q.shutdown {
                 q = inner.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
             }
-            (std::mem::take(&mut q.changes), q.submitted, q.shutdown)
+            q.compact = false;
+            q.shutdown
         };
-        for c in &batch {
-            replica.apply(c);
-        }
-        if !batch.is_empty() {
-            if let Err(e) = files.append(&ws::journal_record(&batch)) {
-                tracing::error!(
-                    "warm start: cannot write {}: {e}; rewriting the state",
-                    files.dir.join(JOURNAL_FILE).display()
-                );
-                files.journal_len = u64::MAX;
-            }
-        }
-        if shutdown || files.wants_compaction() {
-            match Files::compact(&files.dir, files.owner, &replica) {
-                Ok(f) => files = f,
+        let mut st = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.drain(&mut st);
+        if shutdown || st.files.wants_compaction() {
+            let (dir, owner) = (st.files.dir.clone(), st.files.owner);
+            match Files::compact(&dir, owner, &st.replica) {
+                Ok(f) => st.files = f,
                 Err(e) => tracing::error!(
                     "warm start: cannot write the state in {}: {e}",
-                    files.dir.display()
+                    dir.display()
                 ),
             }
         }
-        inner.durable.send_replace(ticket);
         if shutdown {
             return;
         }
