@@ -6,7 +6,9 @@
 //! `alloc_bench N`). The client closes each socket at once: a lease lasts
 //! while its owner process lives, so the daemon keeps all N. Root only.
 //!
-//! cargo build -p rpcbind -p portpolicy && cargo run --release -p e2e --example alloc_bench
+//! `alloc_bench N CLIENTS` spreads them over CLIENTS connections at once.
+//!
+//! cargo build --release -p rpcbind -p portpolicy && cargo run --release -p e2e --example alloc_bench
 
 use e2e::{require_root, Impl, Namespace, Rpcbind};
 use portalloc::{AllocRequest, Client, Family, Socktype};
@@ -25,10 +27,13 @@ fn main() {
     if !require_root("alloc_bench") {
         return;
     }
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let arg = |i: usize, default: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(default)
+    };
+    let (n, clients) = (arg(1, 10_000), arg(2, 1).max(1));
     let ns = Namespace::new();
     let config = "mode = \"high\"\nhigh_range = \"10000-29999\"\n";
     std::fs::write(ns.host_path("/run/bench-policy.toml"), config).expect("policy");
@@ -44,22 +49,19 @@ fn main() {
     );
     let pid = daemon.process.pid();
     let rss_before = rss_kib(pid);
+    // Threads started in the namespace's thread are in its netns too.
     let (elapsed, mut lat) = ns.in_netns(move || {
-        let mut client = Client::connect().expect("connect");
-        client
-            .set_timeout(Duration::from_secs(30))
-            .expect("timeout");
-        let req = AllocRequest::pool(Family::Inet, Socktype::Stream);
-        let mut lat = Vec::with_capacity(n);
         let start = Instant::now();
-        for i in 0..n {
-            let t = Instant::now();
-            let grant = client
-                .alloc(&req)
-                .unwrap_or_else(|e| panic!("alloc {i}: {e}"));
-            lat.push(t.elapsed());
-            drop(grant.fd);
-        }
+        let workers: Vec<_> = (0..clients)
+            .map(|c| {
+                let count = n / clients + usize::from(c < n % clients);
+                std::thread::spawn(move || allocate(count))
+            })
+            .collect();
+        let lat: Vec<Duration> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client thread"))
+            .collect();
         (start.elapsed(), lat)
     });
     let rss_after = rss_kib(pid);
@@ -75,7 +77,7 @@ fn main() {
     let (early, late) = (median(&lat[..k]), median(&lat[lat.len() - k..]));
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    println!("leases: {n}");
+    println!("leases: {n}, clients: {clients} (one connection each)");
     println!(
         "allocations/s: {:.0} ({:.2} s in all)",
         n as f64 / elapsed.as_secs_f64(),
@@ -90,4 +92,23 @@ fn main() {
     println!("p50 of the first {k}: {early:?}, of the last {k}: {late:?}");
     println!("daemon RSS: {rss_before} KiB before, {rss_after} KiB with {n} leases");
     println!("state file: {state} bytes");
+}
+
+/// `count` allocations over one connection; the latency of each.
+fn allocate(count: usize) -> Vec<Duration> {
+    let mut client = Client::connect().expect("connect");
+    client
+        .set_timeout(Duration::from_secs(30))
+        .expect("timeout");
+    let req = AllocRequest::pool(Family::Inet, Socktype::Stream);
+    let mut lat = Vec::with_capacity(count);
+    for i in 0..count {
+        let t = Instant::now();
+        let grant = client
+            .alloc(&req)
+            .unwrap_or_else(|e| panic!("alloc {i}: {e}"));
+        lat.push(t.elapsed());
+        drop(grant.fd);
+    }
+    lat
 }
