@@ -72,6 +72,9 @@ struct Inner {
     watched: HashSet<i32>,
     /// Changes made so far (see [`Service::save`]).
     changes: u64,
+    /// Reservation sockets that could not be held, already logged (the
+    /// retries every few seconds are not).
+    unheld: HashSet<(String, Socktype)>,
 }
 
 /// Unix seconds now.
@@ -112,6 +115,7 @@ impl Service {
                 held: HashMap::new(),
                 watched: HashSet::new(),
                 changes: 0,
+                unheld: HashSet::new(),
             }),
             state_path,
             enabled: config.allocation.enabled,
@@ -173,6 +177,7 @@ impl Service {
             match sockets::bind(&bind) {
                 Ok(fd) => {
                     if let Decision::Granted(_) = inner.alloc.on_bound(bind.attempt, now()) {
+                        inner.unheld.remove(&(name.clone(), socktype));
                         inner.held.insert((name.clone(), socktype), fd);
                         tracing::info!("holding reservation {name}: {port}/{socktype}");
                         changed = true;
@@ -180,10 +185,14 @@ impl Service {
                 }
                 Err(errno) => {
                     inner.alloc.abandon(bind.attempt);
-                    tracing::warn!(
-                        "reservation {name}: cannot hold {port}/{socktype}: {} (retrying)",
-                        std::io::Error::from_raw_os_error(errno)
-                    );
+                    let err = std::io::Error::from_raw_os_error(errno);
+                    if inner.unheld.insert((name.clone(), socktype)) {
+                        tracing::warn!(
+                            "reservation {name}: cannot hold {port}/{socktype}: {err} (retrying)"
+                        );
+                    } else {
+                        tracing::debug!("reservation {name}: {port}/{socktype} still {err}");
+                    }
                 }
             }
         }
