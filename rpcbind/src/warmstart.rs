@@ -476,6 +476,17 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(p.wait(ticket));
+        // Enough for a rewrite of the files by the writer thread.
+        let big = churn(&p, &mut reg, 15_000);
+        rt.block_on(p.wait(big));
+        let ticket = churn(&p, &mut reg, 300);
+        rt.block_on(p.wait(ticket));
+        // The rewrite has run once the files hold the big state.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.inner.state.lock().unwrap().files.state_len < 100_000 {
+            assert!(std::time::Instant::now() < deadline, "no rewrite");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         // No shutdown: as after kill -9.
         let back = load(&dir).unwrap();
         assert!(back.iter().eq(reg.iter()));
