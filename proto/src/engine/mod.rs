@@ -19,7 +19,9 @@
 //! # Files
 //! `registry` (the lists and their indexes), `access` (local-caller rule
 //! and owners), `merge` (address merging), `stats` (GETSTAT), `pmap` (PMAP
-//! v2), `rpcbind` (v3/v4), `remote` (CALLIT, INDIRECT, BCAST).
+//! v2), `rpcbind` (v3/v4), `remote` (CALLIT, INDIRECT, BCAST), `forward`
+//! (the forwarded call and its reply, `-r`), `registry/changes` (the
+//! change log that warm start journals).
 
 mod access;
 mod forward;
