@@ -60,6 +60,23 @@ pub struct Rpcbind<'ns> {
     pub process: Background,
 }
 
+impl Impl {
+    /// Arguments that keep the daemon's own state inside the test's
+    /// namespace: ours keeps the allocation service's state in
+    /// /var/lib/rpcbind by default, which is the host's.
+    pub fn state_args(self) -> &'static [&'static str] {
+        match self {
+            Impl::Ours => &["--alloc-state", TEST_ALLOC_STATE],
+            Impl::Reference => &[],
+        }
+    }
+}
+
+/// Where tests keep our daemon's allocation state (inside the namespace's
+/// tmpfs /run; a directory of its own, so that the daemon can hand it to
+/// the unprivileged user it drops to).
+pub const TEST_ALLOC_STATE: &str = "/run/portalloc/portalloc.state";
+
 impl<'ns> Rpcbind<'ns> {
     /// Starts `which` with `-f` and `extra` arguments and waits until the
     /// local socket exists and TCP and UDP port 111 are bound. Panics
@@ -73,6 +90,10 @@ impl<'ns> Rpcbind<'ns> {
     pub fn start_on(ns: &'ns Namespace, which: Impl, extra: &[&str], port: u16) -> Rpcbind<'ns> {
         let mut args = vec!["-f"];
         args.extend_from_slice(extra);
+        // Keep the state inside the namespace unless the test chose a place.
+        if !extra.contains(&"--alloc-state") {
+            args.extend_from_slice(which.state_args());
+        }
         let process = ns.spawn(which.program(), &args);
         let mut daemon = Rpcbind { ns, which, process };
         daemon.wait_ready(port);

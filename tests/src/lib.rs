@@ -14,7 +14,7 @@ mod sys;
 
 use std::path::PathBuf;
 
-pub use daemon::{Impl, Rpcbind};
+pub use daemon::{Impl, Rpcbind, TEST_ALLOC_STATE};
 pub use namespace::{run_with_timeout, Background, Namespace, RunOutput};
 
 /// True when this process may create namespaces (root and a working

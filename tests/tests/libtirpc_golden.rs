@@ -253,7 +253,8 @@ fn is_gettime_reply(req: &[u8], have: &[u8]) -> bool {
 /// with `ss` (sock_diag), so that no probe call reaches it: the session's
 /// GETSTAT counters must count only the replayed calls.
 fn start_quietly(ns: &Namespace, which: Impl) -> Background {
-    let mut daemon = ns.spawn(which.program(), &["-f"]);
+    let args = [&["-f"][..], which.state_args()].concat();
+    let mut daemon = ns.spawn(which.program(), &args);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let ss = ns.run("ss", &["-Hln", "sport = :111"], Duration::from_secs(5));

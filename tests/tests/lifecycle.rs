@@ -72,7 +72,7 @@ cases! {
         let ns = Namespace::new();
         // Without -f the command returns once the daemon is set up; the
         // daemon lives on in the namespace (and dies with it).
-        let mut starter = ns.spawn(which.program(), &[]);
+        let mut starter = ns.spawn(which.program(), which.state_args());
         let status = starter.wait_timeout(T);
         let status = status.unwrap_or_else(|| panic!("{}: rpcbind without -f did not return", which.name()));
         assert_eq!(status.code(), Some(0), "{}: {}", which.name(), starter.stderr());

@@ -18,7 +18,7 @@ const T: Duration = Duration::from_secs(10);
 const BIND_SERVICE_ONLY: &str = "0000000000000400";
 const NONE: &str = "0000000000000000";
 /// Keeps the allocation service's state inside the namespace.
-const STATE: [&str; 2] = ["--alloc-state", "/run/portalloc.state"];
+const STATE: [&str; 2] = ["--alloc-state", e2e::TEST_ALLOC_STATE];
 
 /// Starts ours with the allocation service off (a policy file saying so).
 fn start_without_allocation<'ns>(ns: &'ns Namespace, extra: &[&str]) -> Rpcbind<'ns> {

@@ -15,7 +15,7 @@ use e2e::{Background, Impl, Namespace};
 
 const T: Duration = Duration::from_secs(10);
 /// Keeps the allocation service's state inside the namespace.
-const STATE: [&str; 2] = ["--alloc-state", "/run/portalloc.state"];
+const STATE: [&str; 2] = ["--alloc-state", e2e::TEST_ALLOC_STATE];
 
 fn activator_available(test: &str) -> bool {
     let ok = Command::new("systemd-socket-activate")
