@@ -164,12 +164,21 @@ pub fn holder_text(h: &Holder) -> String {
     format!("{}: {sock}", procs.join(", "))
 }
 
-/// Every finding of `check`.
+/// A port the allocation service has leased (from its LIST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leased {
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// Every finding of `check`. `leases` is what the allocation service's
+/// LIST answered, or `None` when the service could not be asked.
 pub fn findings(
     policy: &Policy,
     services: &Services,
     holders: &[Holder],
     plan: &Plan,
+    leases: Option<&[Leased]>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for h in holders {
@@ -182,12 +191,29 @@ pub fn findings(
                 todo: stop_text(h, port, proto),
             });
         } else if policy.pool(proto).contains(port) && h.socket.state_code != 6 {
-            out.push(Finding {
-                severity: Severity::Note,
-                kind: "pool-held",
-                what: format!("pool port {port}/{proto} is held by {}", holder_text(h)),
-                todo: "nothing, unless it should have a lease: leases cannot be checked yet".into(),
-            });
+            let leased = |l: &&Leased| l.port == port && l.protocol == proto;
+            match leases {
+                Some(l) if l.iter().any(|x| leased(&x)) => {}
+                Some(_) => out.push(Finding {
+                    severity: Severity::Note,
+                    kind: "pool-held",
+                    what: format!(
+                        "pool port {port}/{proto} is held outside a lease by {}",
+                        holder_text(h)
+                    ),
+                    todo: "start it through the allocation service (`portpolicy exec --pool`, \
+                           or LD_PRELOAD=libportpolicy_preload.so) so that its port is leased"
+                        .into(),
+                }),
+                None => out.push(Finding {
+                    severity: Severity::Note,
+                    kind: "pool-held",
+                    what: format!("pool port {port}/{proto} is held by {}", holder_text(h)),
+                    todo: "nothing, unless it should have a lease (the allocation service \
+                           could not be asked)"
+                        .into(),
+                }),
+            }
         }
     }
     for n in &policy.notes {
@@ -198,14 +224,16 @@ pub fn findings(
             todo: "check high_range against net.ipv4.ip_local_port_range".into(),
         });
     }
-    out.push(Finding {
-        severity: Severity::Note,
-        kind: "leases",
-        what: "no lease source: the allocation service is not available, so pool ports held \
-               outside a lease cannot be told from leased ones"
-            .into(),
-        todo: "none; pool ports in use are listed above as notes".into(),
-    });
+    if leases.is_none() {
+        out.push(Finding {
+            severity: Severity::Note,
+            kind: "leases",
+            what: "no lease source: the allocation service is not available, so pool ports \
+                   held outside a lease cannot be told from leased ones"
+                .into(),
+            todo: "none; pool ports in use are listed above as notes".into(),
+        });
+    }
     for r in &policy.reservations {
         for proto in Protocol::ALL.into_iter().filter(|p| r.protocols.covers(*p)) {
             let held = holders.iter().any(|h| {

@@ -338,7 +338,9 @@ pub fn check(ctx: &Context) -> Result<Status, Failure> {
     let l = load_all(ctx)?;
     let held = holders::all_holders().map_err(|e| io_failure("listing sockets (sock_diag)", e))?;
     let plan = apply::plan(&l.config, &l.policy, &current(ctx, &l)?);
-    let findings: Vec<Finding> = check::findings(&l.policy, &l.services(), &held, &plan);
+    let leases = crate::service::leased_ports();
+    let findings: Vec<Finding> =
+        check::findings(&l.policy, &l.services(), &held, &plan, leases.as_deref());
     let problems = findings
         .iter()
         .filter(|f| f.severity == Severity::Problem)

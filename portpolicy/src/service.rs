@@ -6,6 +6,8 @@
 
 use crate::commands::{emit, print_json, Context, Failure, Status};
 use portalloc::{AllocError, AllocRequest, Client, Family, LeaseInfo, Socktype};
+use portpolicy::check::Leased;
+use portpolicy::Protocol;
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -44,6 +46,28 @@ fn refusal(e: AllocError) -> Failure {
         status: 1,
         message: e.to_string(),
     }
+}
+
+/// The ports the allocation service has leased (its LIST, reservations
+/// left out), or `None` when the service cannot be asked: `check` then says
+/// it could not tell leased pool ports from others.
+pub fn leased_ports() -> Option<Vec<Leased>> {
+    let list = Client::connect().ok()?.list().ok()?;
+    let leased = list
+        .iter()
+        .filter(|e| e.lease_id != 0)
+        .filter_map(|e| {
+            let protocol = match e.socktype {
+                Socktype::Stream => Protocol::Tcp,
+                Socktype::Dgram => Protocol::Udp,
+            };
+            Some(Leased {
+                port: u16::try_from(e.port).ok()?,
+                protocol,
+            })
+        })
+        .collect();
+    Some(leased)
 }
 
 /// `portpolicy exec`: on success this never returns (the process becomes
