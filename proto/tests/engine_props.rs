@@ -81,7 +81,7 @@ impl Model {
                 i += 1;
                 continue;
             }
-            if owner != "superuser" && r.owner != owner {
+            if owner != "superuser" && *r.owner != *owner {
                 return false;
             }
             self.rbl.remove(i);

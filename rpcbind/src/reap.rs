@@ -80,7 +80,7 @@ pub fn check(reg: &mut Registry, bound: &Bound, suspects: &HashSet<Seen>) -> Has
             unbound.insert(Seen {
                 program: r.program,
                 version: r.version,
-                netid: r.netid.clone(),
+                netid: r.netid.to_string(),
                 addr: r.addr.clone(),
             });
         }

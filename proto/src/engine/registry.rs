@@ -9,7 +9,9 @@
 //! `pmap_svc.c` (`find_service_pmap`); see `proto/RULES.md`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::list::{Id, OrderedList};
 
@@ -29,11 +31,12 @@ pub struct Registration {
     pub program: Program,
     pub version: Version,
     /// The netid as registered (case kept; matched case-insensitively).
-    pub netid: String,
+    /// Shared: a table holds a handful of distinct netids.
+    pub netid: Arc<str>,
     /// The universal address.
     pub addr: String,
-    /// `superuser`, a decimal uid, or `unknown`.
-    pub owner: String,
+    /// `superuser`, a decimal uid, or `unknown` (shared like the netid).
+    pub owner: Arc<str>,
 }
 
 /// One PMAP v2 mapping (RFC 1833 section 3, `mapping`).
@@ -51,9 +54,9 @@ impl From<Registration> for Rpcb {
         Rpcb {
             prog: r.program,
             vers: r.version,
-            netid: r.netid,
+            netid: r.netid.to_string(),
             addr: r.addr,
-            owner: r.owner,
+            owner: r.owner.to_string(),
         }
     }
 }
@@ -63,9 +66,9 @@ impl From<Rpcb> for Registration {
         Registration {
             program: r.prog,
             version: r.vers,
-            netid: r.netid,
+            netid: r.netid.into(),
             addr: r.addr,
-            owner: r.owner,
+            owner: r.owner.into(),
         }
     }
 }
@@ -112,23 +115,70 @@ struct NetidIndex {
     by_prog: Groups<Program>,
 }
 
+/// The ids under one key, in list order. Almost every key holds one id,
+/// which then needs no allocation of its own (16 bytes, not a `Vec`'s 24
+/// plus a heap block).
+#[derive(Clone, Debug)]
+enum Ids {
+    One(Id),
+    Many(Box<[Id]>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[Id] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Ids {
+    type Item = &'a Id;
+    type IntoIter = std::slice::Iter<'a, Id>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
 /// Ids grouped under one key, kept in list order.
-type Groups<K> = HashMap<K, Vec<Id>>;
+type Groups<K> = HashMap<K, Ids>;
 
 fn group_add<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id, front: bool) {
-    let v = g.entry(key).or_default();
-    if front {
-        v.insert(0, id);
-    } else {
-        v.push(id);
+    match g.entry(key) {
+        Entry::Vacant(e) => {
+            e.insert(Ids::One(id));
+        }
+        Entry::Occupied(mut e) => {
+            let old = e.get().as_slice();
+            let mut ids = Vec::with_capacity(old.len() + 1);
+            if front {
+                ids.push(id);
+                ids.extend_from_slice(old);
+            } else {
+                ids.extend_from_slice(old);
+                ids.push(id);
+            }
+            e.insert(Ids::Many(ids.into_boxed_slice()));
+        }
     }
 }
 
 fn group_remove<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
-    if let Some(v) = g.get_mut(&key) {
-        v.retain(|&x| x != id);
-        if v.is_empty() {
-            g.remove(&key);
+    let Entry::Occupied(mut e) = g.entry(key) else {
+        return;
+    };
+    let rest: Vec<Id> = e.get().into_iter().copied().filter(|&x| x != id).collect();
+    match rest[..] {
+        [] => {
+            e.remove();
+        }
+        [one] => {
+            e.insert(Ids::One(one));
+        }
+        _ => {
+            e.insert(Ids::Many(rest.into_boxed_slice()));
         }
     }
 }
@@ -146,6 +196,9 @@ pub struct Registry {
     pmap_by_prog_prot: Groups<(Program, u32)>,
     /// (program, version) in list order: `del_pmaplist`.
     pmap_by_prog_vers: Groups<(Program, Version)>,
+    /// The distinct netids and owners in use, shared by the entries (a
+    /// name leaves when its last entry does).
+    names: HashSet<Arc<str>>,
     /// Bumped by every change of the RPCBIND list.
     generation: u64,
     /// Every change since the last [`Registry::take_changes`], when
@@ -226,7 +279,8 @@ impl Registry {
         if let Some(&id) = index.exact.get(&(program, version)) {
             return self.rpcb.get(id);
         }
-        self.rpcb.get(*index.by_prog.get(&program)?.last()?)
+        self.rpcb
+            .get(*index.by_prog.get(&program)?.as_slice().last()?)
     }
 
     /// The entry for exactly (program, version, netid).
@@ -321,9 +375,9 @@ impl Registry {
         let reg = Registration {
             program,
             version,
-            netid: netid.to_owned(),
+            netid: self.intern(netid),
             addr: addr.to_owned(),
-            owner: owner.to_owned(),
+            owner: self.intern(owner),
         };
         self.insert_rpcb(reg, front);
         if let (Some(protocol), Some(port)) = (netid_to_protocol(netid), uaddr_port(addr)) {
@@ -337,9 +391,33 @@ impl Registry {
         }
     }
 
+    /// The shared copy of `name`, added to the table if new.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// Drops the table's copy of names no entry (nor recorded change)
+    /// holds any more.
+    fn release(&mut self, names: [Arc<str>; 2]) {
+        for name in names {
+            // This handle and the table's: nobody else.
+            if Arc::strong_count(&name) == 2 {
+                self.names.remove(&name);
+            }
+        }
+    }
+
     /// Adds one RPCBIND entry and its index entries (no PMAP mirror).
-    fn insert_rpcb(&mut self, reg: Registration, front: bool) {
+    fn insert_rpcb(&mut self, mut reg: Registration, front: bool) {
         let (program, version) = (reg.program, reg.version);
+        reg.netid = self.intern(&reg.netid);
+        reg.owner = self.intern(&reg.owner);
+        reg.addr.shrink_to_fit();
         let key = netid_key(&reg.netid).into_owned().into_boxed_str();
         if let Some(log) = &mut self.changes {
             log.push(Change::RpcbAdd {
@@ -392,7 +470,7 @@ impl Registry {
     pub fn unset(&mut self, program: Program, version: Version, netid: &str, owner: &str) -> bool {
         let key = netid_key(netid);
         let candidates: Vec<Id> = match self.by_prog_vers.get(&(program, version)) {
-            Some(ids) => ids.clone(),
+            Some(ids) => ids.as_slice().to_vec(),
             None => return true,
         };
         let mut removed = false;
@@ -403,7 +481,7 @@ impl Registry {
             if !netid.is_empty() && netid_key(&reg.netid) != key {
                 continue;
             }
-            if owner != "superuser" && reg.owner != owner {
+            if owner != "superuser" && *reg.owner != *owner {
                 return false;
             }
             self.remove_rpcb(id);
@@ -421,7 +499,7 @@ impl Registry {
                 log.push(Change::RpcbRemove {
                     program: reg.program,
                     version: reg.version,
-                    netid: reg.netid.clone(),
+                    netid: reg.netid.to_string(),
                 });
             }
             let key = netid_key(&reg.netid);
@@ -434,6 +512,7 @@ impl Registry {
             }
             self.generation += 1;
             group_remove(&mut self.by_prog_vers, (reg.program, reg.version), id);
+            self.release([reg.netid, reg.owner]);
         }
     }
 
@@ -449,7 +528,7 @@ impl Registry {
             }
         };
         let ids: Vec<Id> = match self.pmap_by_prog_vers.get(&(program, version)) {
-            Some(ids) => ids.clone(),
+            Some(ids) => ids.as_slice().to_vec(),
             None => return,
         };
         for id in ids {
@@ -571,6 +650,27 @@ mod tests {
         assert!(back.pmap_iter().eq(r.pmap_iter()));
         let port = back.find_service_pmap(Program(7), Version(1), IPPROTO_UDP);
         assert_eq!(port.map(|e| e.port), Some(258));
+    }
+
+    #[test]
+    fn shares_names_and_forgets_them_with_their_last_entry() {
+        let mut r = Registry::new();
+        assert!(r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000"));
+        assert!(r.set(Program(8), Version(1), "udp", "0.0.0.0.1.3", "1000"));
+        let a = r
+            .lookup(Program(7), Version(1), "udp")
+            .map(|e| e.netid.clone());
+        let b = r
+            .lookup(Program(8), Version(1), "UDP")
+            .map(|e| e.netid.clone());
+        assert!(matches!((&a, &b), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+        drop((a, b));
+        assert_eq!(r.names.len(), 2);
+        assert!(r.unset(Program(7), Version(1), "udp", "1000"));
+        assert_eq!(r.names.len(), 2, "program 8 still uses both");
+        assert!(r.unset(Program(8), Version(1), "udp", "superuser"));
+        assert!(r.names.is_empty());
+        assert!(std::mem::size_of::<Ids>() <= 16);
     }
 
     #[test]
