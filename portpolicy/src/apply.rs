@@ -17,6 +17,10 @@
 //! - a managed block in /etc/bindresvport.blacklist: every port in
 //!   512-1023 that the policy excludes and the admin's lines do not list.
 //! - a sysctl.d drop-in holding the same sysctl values across reboots.
+//! - the nfs.conf drop-in (`nfsconf::DROPIN`): `[statd] port`, ... from
+//!   reservations with an `nfs_conf` key, for NFS daemons that bind their
+//!   ports themselves; written only when some reservation has one, or to
+//!   empty it once none has.
 
 use crate::blacklist::{self, Blacklist};
 use crate::config::{Config, Mode};
@@ -85,6 +89,8 @@ pub struct Current {
     pub blacklist: Option<String>,
     /// The sysctl.d drop-in, if present.
     pub dropin: Option<String>,
+    /// The nfs.conf drop-in, if present.
+    pub nfs_dropin: Option<String>,
     /// Other sysctl.d files (host path, text), to warn about ones that
     /// also set a sysctl apply manages.
     pub other_sysctl_files: Vec<(PathBuf, String)>,
@@ -109,6 +115,7 @@ pub fn plan(config: &Config, policy: &Policy, current: &Current) -> Plan {
         blacklist_block(policy, current, &mut plan);
     }
     warn_other_setters(config, current, &sysctl_lines, &mut plan);
+    nfs_dropin(policy, current, &mut plan);
     let dropin = dropin_text(&sysctl_lines);
     if current.dropin.as_deref() != Some(dropin.as_str()) {
         plan.changes.push(Change {
@@ -249,6 +256,25 @@ fn warn_other_setters(config: &Config, current: &Current, lines: &[String], plan
                 ));
             }
         }
+    }
+}
+
+fn nfs_dropin(policy: &Policy, current: &Current, plan: &mut Plan) {
+    let entries: Vec<(&str, u16, &str)> = policy
+        .reservations
+        .iter()
+        .filter_map(|r| Some((r.nfs_conf.as_deref()?, r.port, r.name.as_str())))
+        .collect();
+    if entries.is_empty() && current.nfs_dropin.is_none() {
+        return;
+    }
+    let new = crate::nfsconf::dropin(&entries);
+    if current.nfs_dropin.as_deref() != Some(new.as_str()) {
+        plan.changes.push(Change {
+            target: Target::File(PathBuf::from(crate::nfsconf::DROPIN)),
+            old: current.nfs_dropin.clone().unwrap_or_default(),
+            new,
+        });
     }
 }
 

@@ -129,11 +129,12 @@ pub fn wrong_holder(policy: &Policy, services: &Services, h: &Holder) -> Option<
     if let Some(r) = policy.reservation(port, proto) {
         let ours = h.processes.iter().any(|p| p.command == "rpcbind");
         let unit_ok = |p: &ProcessInfo| r.unit.is_some() && p.unit == r.unit;
-        if ours
-            || h.processes
-                .iter()
-                .any(|p| unit_ok(p) || serves(p, &[&r.name]))
-        {
+        // An nfs.conf reservation belongs to the daemon of its section
+        // (rpc.statd, rpc.mountd; lockd is a kernel socket).
+        let daemon = r.nfs_conf.as_deref().and_then(|k| k.split('.').next());
+        let names: Vec<&str> = std::iter::once(r.name.as_str()).chain(daemon).collect();
+        let kernel_lockd = daemon == Some("lockd") && h.processes.is_empty();
+        if ours || kernel_lockd || h.processes.iter().any(|p| unit_ok(p) || serves(p, &names)) {
             return None;
         }
         return Some(format!("reservation {:?}", r.name));
@@ -246,7 +247,10 @@ pub fn findings(
                     severity: Severity::Problem,
                     kind: "reservation-not-held",
                     what: format!("reservation {:?} ({}/{proto}) is not held by anyone", r.name, r.port),
-                    todo: "start its service, or the rpcbind allocation service that holds reservations".into(),
+                    todo: match &r.nfs_conf {
+                        Some(k) => format!("start the daemon that reads {k} (nfs.conf.d/portpolicy.conf, written by `portpolicy apply`)"),
+                        None => "start its service, or the rpcbind allocation service that holds reservations".into(),
+                    },
                 });
             }
         }

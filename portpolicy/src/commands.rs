@@ -329,6 +329,7 @@ fn current(ctx: &Context, l: &Loaded) -> Result<Current, Failure> {
         applied_text: load::read_optional(&paths.applied_record())?,
         blacklist: load::read_optional(&paths.host("/etc/bindresvport.blacklist"))?,
         dropin: load::read_optional(&paths.host(&l.config.apply.sysctl_dropin))?,
+        nfs_dropin: load::read_optional(&paths.host(portpolicy::nfsconf::DROPIN))?,
         other_sysctl_files: load::sysctl_files(paths)?,
     })
 }

@@ -163,6 +163,12 @@ pub struct Reservation {
     pub gid: Option<u32>,
     /// A systemd unit allowed to claim it (from the claimant's cgroup).
     pub unit: Option<String>,
+    /// Whether the allocation service holds the port (false: the port is
+    /// only kept out of the pool and out of the kernel's ephemeral ports,
+    /// for a daemon that binds it by itself).
+    pub hold: bool,
+    /// The nfs.conf key (`statd.port`, ...) `apply` writes the port to.
+    pub nfs_conf: Option<String>,
     /// `file:line` it came from.
     pub origin: String,
 }
@@ -259,6 +265,8 @@ struct FileReservation {
     uid: Option<u32>,
     gid: Option<u32>,
     unit: Option<String>,
+    hold: Option<bool>,
+    nfs_conf: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -343,6 +351,10 @@ impl Config {
                 uid: r.uid,
                 gid: r.gid,
                 unit: r.unit,
+                // A daemon binding an nfs.conf port by itself cannot bind
+                // a port the allocation service holds.
+                hold: r.hold.unwrap_or(r.nfs_conf.is_none()),
+                nfs_conf: r.nfs_conf.map(|k| k.to_ascii_lowercase()),
                 origin: format!("{}:{}", path.display(), line),
             });
         }
@@ -366,13 +378,57 @@ impl Config {
                     r.name
                 ))
             } else {
-                None
+                self.nfs_conf_problem(i)
             };
             if let Some(reason) = problem {
                 return Err(origin_error(&r.origin, reason));
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// What is wrong with reservation `i`'s `nfs_conf`, if anything.
+    fn nfs_conf_problem(&self, i: usize) -> Option<String> {
+        let r = &self.reservations[i];
+        let key = r.nfs_conf.as_deref()?;
+        let Some(needs) = crate::nfsconf::writable_key(key) else {
+            let keys: Vec<&str> = crate::nfsconf::WRITABLE_KEYS.iter().map(|k| k.0).collect();
+            return Some(format!(
+                "reservation {:?}: nfs_conf = {key:?} is not one of {}",
+                r.name,
+                keys.join(", ")
+            ));
+        };
+        if r.hold {
+            return Some(format!(
+                "reservation {:?}: hold = true with nfs_conf: the daemon binds {key} by itself, \
+                 and a port the allocation service holds would make that bind fail",
+                r.name
+            ));
+        }
+        if !needs.iter().all(|p| r.protocols.covers(*p)) {
+            let want = if needs.len() == 2 {
+                "both"
+            } else {
+                needs[0].as_str()
+            };
+            return Some(format!(
+                "reservation {:?}: {key} is used for {want}: set protocol = {want:?}",
+                r.name
+            ));
+        }
+        if self.reservations[..i]
+            .iter()
+            .any(|o| o.nfs_conf.as_deref() == Some(key))
+        {
+            return Some(format!(
+                "reservation {:?}: nfs_conf = {key:?} is given twice",
+                r.name
+            ));
+        }
+        None
     }
 }
 

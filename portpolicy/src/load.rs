@@ -226,8 +226,13 @@ pub fn sources(paths: &Paths, kernel: &Kernel) -> Result<Sources, ConfigError> {
         nfs_ports = nfsconf::parse(&t).map_err(|e| at_line(&nfs_path, e.line, e.reason))?;
     }
     // nfs-utils reads /etc/nfs.conf.d/*.conf after nfs.conf; every port
-    // any of them fixes is kept out of the pool.
+    // any of them fixes is kept out of the pool. Not apply's own drop-in:
+    // its ports are reservations, not the admin's pinning.
+    let ours = paths.host(nfsconf::DROPIN);
     for path in dir_files(&paths.host("/etc/nfs.conf.d"), Some("conf"))? {
+        if path == ours {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, &e))?;
         let found = nfsconf::parse(&text).map_err(|e| at_line(&path, e.line, e.reason))?;
         nfs_ports.extend(found.into_iter().map(|mut n| {

@@ -6,8 +6,61 @@
 //! `include` lines and sub-sections are passed over: they cannot pin one
 //! of the keys below in a way this reader would miss without following
 //! the include, which is documented as a limit in the README.
+//!
+//! [`dropin`] renders the other direction: the drop-in
+//! `/etc/nfs.conf.d/portpolicy.conf` that `portpolicy apply` writes from
+//! reservations carrying an `nfs_conf` key.
 
 use crate::Protocol;
+
+/// The drop-in `apply` manages (nfs-utils 2.6 reads /etc/nfs.conf.d/*.conf
+/// after /etc/nfs.conf, and its values override). The exclusion source
+/// skips it: its ports are reservations already.
+pub const DROPIN: &str = "/etc/nfs.conf.d/portpolicy.conf";
+
+/// The keys a reservation may feed (`section.key`), with the protocols the
+/// daemon binds the port for. nfsd's port is the kernel's (2049) and not
+/// offered.
+pub const WRITABLE_KEYS: &[(&str, &[Protocol])] = &[
+    ("statd.port", &[Protocol::Tcp, Protocol::Udp]),
+    ("statd.outgoing-port", &[Protocol::Udp]),
+    ("sm-notify.outgoing-port", &[Protocol::Udp]),
+    ("mountd.port", &[Protocol::Tcp, Protocol::Udp]),
+    ("lockd.port", &[Protocol::Tcp]),
+    ("lockd.udp-port", &[Protocol::Udp]),
+];
+
+/// The protocols a writable key's port is used for, or None if the key is
+/// not one a reservation may feed.
+pub fn writable_key(key: &str) -> Option<&'static [Protocol]> {
+    WRITABLE_KEYS
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, p)| *p)
+}
+
+/// The text of the drop-in for `(key, port, reservation name)` entries:
+/// sections in [`WRITABLE_KEYS`] order, so the text depends only on the
+/// set of entries (a second apply compares equal).
+pub fn dropin(entries: &[(&str, u16, &str)]) -> String {
+    let mut out = String::from(
+        "# Written by `portpolicy apply` from the reservations in /etc/portpolicy.toml:\n\
+         # edit those and run it again. nfs.conf(5): these override /etc/nfs.conf.\n",
+    );
+    let mut section = "";
+    for (key, _) in WRITABLE_KEYS {
+        let Some((_, port, name)) = entries.iter().find(|(k, _, _)| k == key) else {
+            continue;
+        };
+        let (sec, k) = key.split_once('.').unwrap_or((key, ""));
+        if sec != section {
+            out.push_str(&format!("[{sec}]\n"));
+            section = sec;
+        }
+        out.push_str(&format!("{k} = {port}\t# reservation {name}\n"));
+    }
+    out
+}
 
 /// The keys that fix a port, and the protocols the daemon uses it for.
 const PORT_KEYS: &[(&str, &str, Option<Protocol>)] = &[
@@ -125,5 +178,31 @@ mod tests {
             ]
         );
         assert_eq!(parse("[mountd]\nport=abc").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn dropin_reads_back_as_the_same_ports() {
+        let text = dropin(&[
+            ("lockd.udp-port", 4046, "lockd-udp"),
+            ("statd.outgoing-port", 4043, "statd-outgoing"),
+            ("statd.port", 4042, "statd"),
+            ("lockd.port", 4045, "lockd"),
+        ]);
+        assert!(text.contains("[statd]\nport = 4042\t# reservation statd\noutgoing-port = 4043"));
+        let got: Vec<_> = parse(&text)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.key, p.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("statd.port".to_string(), 4042),
+                ("statd.outgoing-port".to_string(), 4043),
+                ("lockd.port".to_string(), 4045),
+                ("lockd.udp-port".to_string(), 4046),
+            ]
+        );
+        assert_eq!(parse(&dropin(&[])).unwrap(), vec![]);
     }
 }

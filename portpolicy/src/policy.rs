@@ -151,6 +151,12 @@ pub struct Reservation {
     pub gid: Option<u32>,
     /// A systemd unit allowed to claim it.
     pub unit: Option<String>,
+    /// Whether the allocation service holds it; false for a daemon that
+    /// binds the port by itself (kept out of the pool and, by `apply`,
+    /// out of the kernel's ephemeral ports and bindresvport()).
+    pub hold: bool,
+    /// The nfs.conf key `apply` writes the port to, if any.
+    pub nfs_conf: Option<String>,
 }
 
 impl Reservation {
@@ -316,6 +322,8 @@ fn resolve_reservations(
             uid: r.uid,
             gid: r.gid,
             unit: r.unit.clone(),
+            hold: r.hold,
+            nfs_conf: r.nfs_conf.clone(),
         });
     }
     Ok(out)

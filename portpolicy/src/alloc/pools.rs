@@ -34,7 +34,8 @@ pub struct AllocPolicy {
     privileged: [Vec<u16>; 2],
     /// Every port either list holds, for PA_EXACT.
     allowed: [PortSet; 2],
-    /// The policy's reservations.
+    /// The policy's reservations the service holds (`hold = false` ones
+    /// are only kept out of the pool: their daemons bind them).
     pub reservations: Vec<Reservation>,
 }
 
@@ -79,7 +80,12 @@ impl AllocPolicy {
             pool,
             privileged,
             allowed,
-            reservations: policy.reservations.clone(),
+            reservations: policy
+                .reservations
+                .iter()
+                .filter(|r| r.hold)
+                .cloned()
+                .collect(),
         }
     }
 

@@ -21,6 +21,8 @@ fn policy(mode: Mode) -> AllocPolicy {
         uid: None,
         gid: Some(7),
         unit: Some("cups.service".into()),
+        hold: true,
+        nfs_conf: None,
     });
     p
 }
