@@ -88,6 +88,11 @@ pub struct Cli {
     #[arg(long = "alloc-state", value_name = "PATH")]
     pub alloc_state: Option<std::path::PathBuf>,
 
+    /// Allocation service: check leases every MS milliseconds (default
+    /// 2000); a lease whose port nobody has bound at two checks ends.
+    #[arg(long = "alloc-sweep", value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
+    pub alloc_sweep: Option<u64>,
+
     /// Print this help and exit.
     #[arg(long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -150,6 +155,7 @@ impl Cli {
         crate::alloc::Options {
             policy_config: self.policy_config.clone(),
             state_path: self.alloc_state.clone(),
+            sweep: self.alloc_sweep.map(std::time::Duration::from_millis),
         }
     }
 

@@ -85,7 +85,8 @@ pub fn check(reg: &mut Registry, bound: &Bound, suspects: &HashSet<Seen>) -> Has
             });
         }
     }
-    for dead in unbound.intersection(suspects) {
+    let (dead, next) = two_checks(unbound, suspects);
+    for dead in dead {
         reg.unset(dead.program, dead.version, &dead.netid, "superuser");
         tracing::info!(
             "reaped {} {} {} {}: its port was bound by nobody at two checks",
@@ -95,8 +96,19 @@ pub fn check(reg: &mut Registry, bound: &Bound, suspects: &HashSet<Seen>) -> Has
             dead.addr
         );
     }
+    next
+}
+
+/// The two-check rule, shared with the allocation service's lease sweep:
+/// of what is unbound now, what was already unbound at the last check is
+/// dead; the rest are the next check's suspects.
+pub fn two_checks<K: Clone + Eq + std::hash::Hash>(
+    mut unbound: HashSet<K>,
+    suspects: &HashSet<K>,
+) -> (Vec<K>, HashSet<K>) {
+    let dead: Vec<K> = unbound.intersection(suspects).cloned().collect();
     unbound.retain(|s| !suspects.contains(s));
-    unbound
+    (dead, unbound)
 }
 
 #[cfg(test)]

@@ -424,3 +424,79 @@ fn release_name_lets_go_of_a_reservation_for_good() {
         "bound 900"
     );
 }
+
+#[test]
+fn a_live_owner_that_closed_its_sockets_gives_its_ports_back() {
+    if !require_root("alloc live sweep") {
+        return;
+    }
+    let ns = Namespace::new();
+    std::fs::write(ns.host_path(CONFIG), POOL40).expect("write policy");
+    let _d = Rpcbind::start(
+        &ns,
+        Impl::Ours,
+        &[
+            "--policy-config",
+            CONFIG,
+            "--alloc-state",
+            STATE,
+            "--alloc-sweep",
+            "300",
+        ],
+    );
+    let pp = portpolicy();
+    let exec = |proto: &str, reg: &str, script: &str| {
+        let args = [
+            "exec",
+            "--pool",
+            proto,
+            "--register",
+            reg,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ];
+        ns.spawn(&pp, &args)
+    };
+    // Same process (exec keeps the pid) before and after the close.
+    let closer_udp = exec("--udp", "400300:1", "exec 3>&-; exec sleep 60");
+    let closer_tcp = exec("--tcp", "400301:1", "exec 3>&-; exec sleep 60");
+    let keeper = exec("--udp", "400302:1", "exec sleep 60");
+    let pids = [closer_udp.pid(), closer_tcp.pid(), keeper.pid()];
+    let owned_by = |text: &str, pid: u32| {
+        text.lines()
+            .any(|l| l.split_whitespace().nth(4) == Some(&pid.to_string()))
+    };
+    wait_until("three leases", T, || {
+        let l = leases(&ns);
+        pids.iter().all(|p| owned_by(&l, *p))
+    });
+    let registered = |prog: &str| {
+        let out = ns.run("rpcinfo", &["-p"], T).stdout;
+        out.lines().any(|l| l.contains(prog))
+    };
+    assert!(registered("400300") && registered("400302"));
+    // The owners are alive throughout: only their sockets are gone.
+    wait_until("the closed sockets' leases to end", T, || {
+        let l = leases(&ns);
+        !owned_by(&l, pids[0]) && !owned_by(&l, pids[1])
+    });
+    for p in pids {
+        assert!(
+            std::path::Path::new(&format!("/proc/{p}")).exists(),
+            "owner {p} still alive"
+        );
+    }
+    assert!(
+        !registered("400300") && !registered("400301"),
+        "registrations go with them"
+    );
+    // Several sweeps later, the lease whose socket is open stands.
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        owned_by(&leases(&ns), pids[2]),
+        "a bound port keeps its lease"
+    );
+    assert!(registered("400302"));
+}

@@ -145,6 +145,7 @@ mod tests {
         let svc = Service::start(&Options {
             policy_config: Some(config),
             state_path: Some(dir.join("state")),
+            sweep: None,
         })
         .unwrap();
         // Read and not written (nothing changes in these tests).

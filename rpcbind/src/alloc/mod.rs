@@ -30,10 +30,10 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use portpolicy::alloc::{AllocPolicy, Allocator, Decision, Lease, Settings, State};
+use portpolicy::alloc::{AllocPolicy, Allocator, Decision, Lease, LeaseId, Settings, State};
 use proto::alloc::{Family, Socktype};
 use proto::engine::Engine;
 use proto::rpc::{Program, Version};
@@ -48,6 +48,9 @@ pub struct Options {
     pub policy_config: Option<PathBuf>,
     /// `--alloc-state PATH`.
     pub state_path: Option<PathBuf>,
+    /// `--alloc-sweep MS`: how often leases are checked (default
+    /// [`watch::SWEEP`]).
+    pub sweep: Option<Duration>,
 }
 
 /// The service: the allocator, the sockets it holds, the state file.
@@ -56,6 +59,8 @@ pub struct Service {
     inner: Mutex<Inner>,
     state_path: PathBuf,
     enabled: bool,
+    /// How often leases, owners and reservations are checked again.
+    sweep: Duration,
     /// The state's directory existed before the daemon started.
     dir_existed: bool,
     /// The change count the state file holds; taken by one writer at a
@@ -75,6 +80,9 @@ struct Inner {
     /// Reservation sockets that could not be held, already logged (the
     /// retries every few seconds are not).
     unheld: HashSet<(String, Socktype)>,
+    /// Leases of live processes whose port was bound by nobody at the
+    /// last sweep (ended if still unbound at the next one).
+    suspects: HashSet<LeaseId>,
 }
 
 /// Unix seconds now.
@@ -116,9 +124,11 @@ impl Service {
                 watched: HashSet::new(),
                 changes: 0,
                 unheld: HashSet::new(),
+                suspects: HashSet::new(),
             }),
             state_path,
             enabled: config.allocation.enabled,
+            sweep: opts.sweep.unwrap_or(watch::SWEEP),
             dir_existed,
             saved: Mutex::new(0),
         };

@@ -1,10 +1,16 @@
 //! The end of leases: a task per owning process waits for its pidfd to
 //! become readable (the process exited); its leases then become orphans,
 //! and an orphan ends once sock_diag shows its port bound by nobody (a
-//! child that inherited the socket keeps it alive). A periodic pass
+//! child that inherited the socket keeps it alive). A periodic sweep
 //! re-checks orphans, owners without a pidfd (restored from the state
-//! file: pid and start time from /proc) and reservations not held yet.
-//! Does I/O (pidfds, netlink sock_diag, /proc).
+//! file: pid and start time from /proc) and reservations not held yet,
+//! and ends the leases of LIVE processes whose port nobody has bound at
+//! two consecutive sweeps (the rule of `--reap-interval`, shared through
+//! [`crate::reap::two_checks`]): a daemon that allocates and closes
+//! client sockets in a loop would otherwise drain the pool. A lease
+//! granted less than one sweep ago is never a suspect (its descriptor
+//! may still be on its way). One sock_diag dump per sweep covers every
+//! lease. Does I/O (pidfds, netlink sock_diag, /proc).
 
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
@@ -16,12 +22,12 @@ use proto::alloc::Socktype;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::{peer, unregister, Service};
+use super::{now, peer, unregister, Service};
 use crate::server::Shared;
 
-/// How often orphans, unwatched owners and unheld reservations are
-/// looked at again.
-pub const RECHECK: Duration = Duration::from_secs(2);
+/// How often leases, unwatched owners and unheld reservations are
+/// looked at again, unless `--alloc-sweep` says otherwise.
+pub const SWEEP: Duration = Duration::from_secs(2);
 
 /// TCP_TIME_WAIT: a remnant of a closed connection, not a binding.
 const TCP_TIME_WAIT: u8 = 6;
@@ -55,13 +61,13 @@ pub async fn run(service: Arc<Service>, shared: Arc<Shared>) {
             let pass = tokio::task::spawn_blocking(move || {
                 svc.hold_reservations();
                 svc.check_unwatched(&sh);
-                svc.sweep_orphans(&sh);
+                svc.sweep_leases(&sh, true);
             });
             if let Err(e) = pass.await {
                 tracing::error!("allocation service check failed: {e}");
             }
         }
-        tokio::time::sleep(RECHECK).await;
+        tokio::time::sleep(service.sweep).await;
     }
 }
 
@@ -75,7 +81,7 @@ impl Service {
             }
             self.save(inner);
         }
-        self.sweep_orphans(shared);
+        self.sweep_leases(shared, false);
     }
 
     /// Owners not watched through a pidfd: gone when /proc has no process
@@ -107,34 +113,55 @@ impl Service {
         }
     }
 
-    /// Ends every orphan whose port nobody has bound any more.
-    fn sweep_orphans(&self, shared: &Shared) {
-        let orphans: Vec<(u64, u16, Socktype)> = self
+    /// Ends every orphan whose port nobody has bound any more and, on a
+    /// periodic sweep (`live`), every lease of a live process whose port
+    /// nobody has bound at this sweep and the one before.
+    fn sweep_leases(&self, shared: &Shared, live: bool) {
+        // Granted at least one sweep ago (`since` is in whole seconds).
+        let old_enough = now().saturating_sub(self.sweep.as_secs() + 1);
+        let candidates: Vec<Candidate> = self
             .lock()
             .alloc
-            .orphans()
-            .map(|l| (l.id, l.port, l.socktype))
+            .leases()
+            .filter(|l| l.pid.is_none() || (live && l.since < old_enough))
+            .map(|l| (l.id, l.port, l.socktype, l.pid.is_none()))
             .collect();
-        if orphans.is_empty() {
+        if candidates.is_empty() {
+            if live {
+                self.lock().suspects.clear();
+            }
             return;
         }
         let bound = match bound_ports() {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!("sock_diag: {e}; orphaned leases kept until the next check");
+                tracing::warn!("sock_diag: {e}; leases kept until the next check");
                 return;
             }
         };
+        let unbound = candidates.into_iter().filter(|(_, port, socktype, _)| {
+            !bound.contains(&(portpolicy::alloc::protocol(*socktype), *port))
+        });
+        let (orphans, unbound_live): (Vec<Candidate>, Vec<Candidate>) = unbound.partition(|c| c.3);
         let mut inner = self.lock();
+        let mut dead: Vec<u64> = orphans.iter().map(|c| c.0).collect();
+        if live {
+            let now_unbound: HashSet<u64> = unbound_live.iter().map(|c| c.0).collect();
+            let (gone, next) = crate::reap::two_checks(now_unbound, &inner.suspects);
+            dead.extend(gone);
+            inner.suspects = next;
+        }
         let mut ended = 0;
-        for (id, port, socktype) in orphans {
-            let proto = portpolicy::alloc::protocol(socktype);
-            if bound.contains(&(proto, port)) {
-                continue;
-            }
+        for id in dead {
             if let Some(lease) = inner.alloc.end_lease(id) {
                 shared.with_engine(|e| unregister(e, &lease));
-                tracing::debug!("lease {id} ended: {port}/{socktype} back in the pool");
+                let (port, socktype) = (lease.port, lease.socktype);
+                match lease.pid {
+                    None => tracing::debug!("lease {id} ended: {port}/{socktype} back in the pool"),
+                    Some(pid) => tracing::info!(
+                        "lease {id} of pid {pid} ended: {port}/{socktype} bound by nobody at two checks"
+                    ),
+                }
                 ended += 1;
             }
         }
@@ -143,6 +170,9 @@ impl Service {
         }
     }
 }
+
+/// A lease looked at by a sweep: id, port, socket type, orphaned.
+type Candidate = (u64, u16, Socktype, bool);
 
 /// Every (protocol, port) some socket is bound to in this network
 /// namespace (TIME_WAIT remnants aside).
