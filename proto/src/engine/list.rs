@@ -3,8 +3,10 @@
 //! iteration follows list order (the order C rpcbind's linked lists keep,
 //! which DUMP shows). No I/O.
 
-/// The id of an entry; stable until the entry is removed.
-pub(crate) type Id = usize;
+/// The id of an entry; stable until the entry is removed. 32 bits: the
+/// links of every node are ids, and a table of 2^32 entries (hundreds of
+/// GB) is out of reach anyway.
+pub(crate) type Id = u32;
 
 #[derive(Clone, Debug)]
 struct Node<T> {
@@ -40,59 +42,63 @@ impl<T> OrderedList<T> {
         self.len
     }
 
-    fn alloc(&mut self, node: Node<T>) -> Id {
-        self.len += 1;
-        match self.free.pop() {
+    /// A free slot for `node`; `None` (nothing stored) once every id is
+    /// taken.
+    fn alloc(&mut self, node: Node<T>) -> Option<Id> {
+        let id = match self.free.pop() {
             Some(id) => {
-                self.slots[id] = Some(node);
+                *self.slots.get_mut(id as usize)? = Some(node);
                 id
             }
             None => {
+                let id = Id::try_from(self.slots.len()).ok()?;
                 self.slots.push(Some(node));
-                self.slots.len() - 1
+                id
             }
-        }
+        };
+        self.len += 1;
+        Some(id)
     }
 
     fn node_mut(&mut self, id: Id) -> Option<&mut Node<T>> {
-        self.slots.get_mut(id).and_then(Option::as_mut)
+        self.slots.get_mut(id as usize).and_then(Option::as_mut)
     }
 
-    /// Appends `value` at the end of the list.
-    pub(crate) fn push_back(&mut self, value: T) -> Id {
+    /// Appends `value` at the end of the list (`None`: the list is full).
+    pub(crate) fn push_back(&mut self, value: T) -> Option<Id> {
         let prev = self.tail;
         let id = self.alloc(Node {
             value,
             prev,
             next: None,
-        });
+        })?;
         match prev.and_then(|p| self.node_mut(p)) {
             Some(p) => p.next = Some(id),
             None => self.head = Some(id),
         }
         self.tail = Some(id);
-        id
+        Some(id)
     }
 
-    /// Inserts `value` at the head of the list.
-    pub(crate) fn push_front(&mut self, value: T) -> Id {
+    /// Inserts `value` at the head of the list (`None`: the list is full).
+    pub(crate) fn push_front(&mut self, value: T) -> Option<Id> {
         let next = self.head;
         let id = self.alloc(Node {
             value,
             prev: None,
             next,
-        });
+        })?;
         match next.and_then(|n| self.node_mut(n)) {
             Some(n) => n.prev = Some(id),
             None => self.tail = Some(id),
         }
         self.head = Some(id);
-        id
+        Some(id)
     }
 
     /// Removes the entry `id`, if present.
     pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
-        let node = self.slots.get_mut(id)?.take()?;
+        let node = self.slots.get_mut(id as usize)?.take()?;
         match node.prev.and_then(|p| self.node_mut(p)) {
             Some(p) => p.next = node.next,
             None => self.head = node.next,
@@ -107,7 +113,7 @@ impl<T> OrderedList<T> {
     }
 
     pub(crate) fn get(&self, id: Id) -> Option<&T> {
-        self.slots.get(id)?.as_ref().map(|n| &n.value)
+        self.slots.get(id as usize)?.as_ref().map(|n| &n.value)
     }
 
     /// The entries in list order.
@@ -130,7 +136,7 @@ impl<'a, T> Iterator for Iter<'a, T> {
     type Item = &'a T;
 
     fn next(&mut self) -> Option<&'a T> {
-        let node = self.list.slots.get(self.cursor?)?.as_ref()?;
+        let node = self.list.slots.get(self.cursor? as usize)?.as_ref()?;
         self.cursor = node.next;
         Some(&node.value)
     }
@@ -143,9 +149,9 @@ mod tests {
     #[test]
     fn keeps_order_through_prepend_append_and_removal() {
         let mut l = OrderedList::default();
-        let b = l.push_back("b");
-        let a = l.push_front("a");
-        let c = l.push_back("c");
+        let b = l.push_back("b").unwrap();
+        let a = l.push_front("a").unwrap();
+        let c = l.push_back("c").unwrap();
         assert_eq!(l.iter().copied().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(l.remove(b), Some("b"));
         assert_eq!(l.remove(b), None);

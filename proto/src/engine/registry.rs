@@ -419,17 +419,19 @@ impl Registry {
         reg.owner = self.intern(&reg.owner);
         reg.addr.shrink_to_fit();
         let key = netid_key(&reg.netid).into_owned().into_boxed_str();
-        if let Some(log) = &mut self.changes {
-            log.push(Change::RpcbAdd {
-                reg: reg.clone(),
-                front,
-            });
-        }
+        let logged = self.changes.is_some().then(|| reg.clone());
         let id = if front {
             self.rpcb.push_front(reg)
         } else {
             self.rpcb.push_back(reg)
         };
+        // None: all 2^32 ids taken, which memory runs out long before.
+        let Some(id) = id else {
+            return;
+        };
+        if let (Some(log), Some(reg)) = (&mut self.changes, logged) {
+            log.push(Change::RpcbAdd { reg, front });
+        }
         let index = self.by_netid.entry(key).or_default();
         index.exact.insert((program, version), id);
         group_add(&mut index.by_prog, program, id, front);
@@ -438,14 +440,17 @@ impl Registry {
     }
 
     fn push_pmap(&mut self, entry: PmapEntry, front: bool) {
-        if let Some(log) = &mut self.changes {
-            log.push(Change::PmapAdd { entry, front });
-        }
         let id = if front {
             self.pmap.push_front(entry)
         } else {
             self.pmap.push_back(entry)
         };
+        let Some(id) = id else {
+            return;
+        };
+        if let Some(log) = &mut self.changes {
+            log.push(Change::PmapAdd { entry, front });
+        }
         group_add(
             &mut self.pmap_by_prog_prot,
             (entry.program, entry.protocol),
