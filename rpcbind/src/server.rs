@@ -100,17 +100,30 @@ impl Shared {
 
     /// Runs `f` on the engine (the allocation service's registrations,
     /// reaping). With `-w` its registry changes are queued for the disk
-    /// (not waited for).
+    /// (not waited for: see [`with_engine_durable`](Self::with_engine_durable)).
     pub fn with_engine<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> T {
+        self.with_engine_durable(f).0
+    }
+
+    /// [`with_engine`](Self::with_engine), and the `-w` ticket of its
+    /// changes (if any) to pass to [`wait_durable`](Self::wait_durable)
+    /// before replying.
+    pub fn with_engine_durable<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> (T, Option<u64>) {
         let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
         let out = f(&mut engine);
-        if let Some(p) = &self.warmstart {
+        let ticket = self.warmstart.as_ref().and_then(|p| {
             let changes = engine.registry_mut().take_changes();
-            if !changes.is_empty() {
-                p.submit(changes);
-            }
+            (!changes.is_empty()).then(|| p.submit(changes))
+        });
+        (out, ticket)
+    }
+
+    /// Returns once the changes of `ticket` are on disk (at once without
+    /// `-w` or without a ticket).
+    pub async fn wait_durable(&self, ticket: Option<u64>) {
+        if let (Some(p), Some(t)) = (&self.warmstart, ticket) {
+            p.wait(t).await;
         }
-        out
     }
 
     /// Every registry change will be on disk before its reply is sent.

@@ -236,7 +236,11 @@ where
     loop {
         while out.len() < limits.max_queued {
             let Some(record) = records.pop() else { break };
-            if let Some((reply, fd)) = alloc.as_ref().and_then(|a| a.handle(&record)) {
+            let allocated = match &alloc {
+                Some(a) => a.handle_durable(&record).await,
+                None => None,
+            };
+            if let Some((reply, fd)) = allocated {
                 out.push_with_fd(&reply, fd);
                 continue;
             }

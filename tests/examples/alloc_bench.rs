@@ -3,8 +3,8 @@
 //! over one local connection. Prints allocations per second, the handoff
 //! latency (request sent to descriptor received) p50/p99, and the
 //! daemon's resident memory before and with N leases (default 10,000;
-//! `alloc_bench N`). The client closes each socket at once: a lease lasts
-//! while its owner process lives, so the daemon keeps all N. Root only.
+//! `alloc_bench N`). The client closes each socket at once; the daemon's
+//! lease sweep is set to an hour, so it keeps all N. Root only.
 //!
 //! `alloc_bench N CLIENTS` spreads them over CLIENTS connections at once.
 //!
@@ -45,6 +45,9 @@ fn main() {
             "/run/bench-policy.toml",
             "--alloc-state",
             "/run/portalloc/pa.state",
+            // The client closes its sockets: no lease sweep during the run.
+            "--alloc-sweep",
+            "3600000",
         ],
     );
     let pid = daemon.process.pid();

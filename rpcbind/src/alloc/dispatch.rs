@@ -43,7 +43,20 @@ impl Conn {
     /// The reply to `record` if it calls PORTALLOC; `None` for anything
     /// else (the engine's business, including undecodable headers and RPC
     /// versions other than 2, which it answers as for any program).
+    #[cfg(test)]
     pub fn handle(&self, record: &[u8]) -> Option<AllocReply> {
+        self.handle_with_ticket(record).map(|(reply, _)| reply)
+    }
+
+    /// [`handle`](Self::handle), returning once what the call changed in
+    /// the registry is durable (`-w`), as for a SET.
+    pub async fn handle_durable(&self, record: &[u8]) -> Option<AllocReply> {
+        let (reply, ticket) = self.handle_with_ticket(record)?;
+        self.shared.wait_durable(ticket).await;
+        Some(reply)
+    }
+
+    fn handle_with_ticket(&self, record: &[u8]) -> Option<(AllocReply, Option<u64>)> {
         // Binding, /proc and the fsync of the state block: on the
         // multi-threaded runtime, let the other tasks move to another
         // worker meanwhile.
@@ -55,7 +68,7 @@ impl Conn {
         }
     }
 
-    fn handle_now(&self, record: &[u8]) -> Option<AllocReply> {
+    fn handle_now(&self, record: &[u8]) -> Option<(AllocReply, Option<u64>)> {
         let mut r = XdrReader::new(record);
         let call = CallHeader::decode(&mut r).ok()?;
         if call.program != PORTALLOC_PROG || call.rpc_version != RPC_VERSION {
@@ -67,15 +80,17 @@ impl Conn {
                 low: PORTALLOC_VERS,
                 high: PORTALLOC_VERS,
             };
-            return Some((refusal(xid, mismatch), None));
+            return Some(((refusal(xid, mismatch), None), None));
         }
         let svc = &self.service;
         let peer = &self.peer;
-        Some(match call.procedure {
+        let mut ticket = None;
+        let reply = match call.procedure {
             PA_NULL => (success(xid, &Void), None),
             PA_ALLOC => match AllocArgs::decode(&mut r) {
                 Ok(args) => {
-                    let (res, fd) = svc.alloc(&args, peer, &self.shared);
+                    let (res, fd, t) = svc.alloc(&args, peer, &self.shared);
+                    ticket = t;
                     (success(xid, &res), fd)
                 }
                 Err(_) => garbage(xid),
@@ -88,7 +103,11 @@ impl Conn {
                 Err(_) => garbage(xid),
             },
             PA_RELEASE => match ReleaseArgs::decode(&mut r) {
-                Ok(args) => (success(xid, &svc.release(&args, peer, &self.shared)), None),
+                Ok(args) => {
+                    let (status, t) = svc.release(&args, peer, &self.shared);
+                    ticket = t;
+                    (success(xid, &status), None)
+                }
                 Err(_) => garbage(xid),
             },
             PA_LIST => (success(xid, &svc.list()), None),
@@ -97,7 +116,8 @@ impl Conn {
                 Err(_) => garbage(xid),
             },
             _ => (refusal(xid, AcceptedReply::ProcUnavail), None),
-        })
+        };
+        Some((reply, ticket))
     }
 }
 
@@ -233,5 +253,55 @@ mod tests {
         let (_, res) = answer(&c, &call(1, PA_ALLOC, &args));
         let res = AllocRes::decode(&mut XdrReader::new(&res)).unwrap();
         assert_eq!(res.status(), PaStatus::DISABLED);
+    }
+
+    #[test]
+    fn with_warm_start_an_alloc_replies_once_its_registration_is_on_disk() {
+        let dir = std::env::temp_dir().join(format!("alloc-dispatch-ws-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ws = dir.join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        let config = dir.join("policy.toml");
+        let policy =
+            "mode = \"high\"\nhigh_range = \"24100-24139\"\n[allocation]\nenabled = true\n";
+        std::fs::write(&config, policy).unwrap();
+        let svc = Service::start(&Options {
+            policy_config: Some(config),
+            state_path: Some(dir.join("state")),
+            sweep: None,
+        })
+        .unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let persister = crate::warmstart::Persister::start(&ws, None, engine.registry()).unwrap();
+        engine.registry_mut().record_changes();
+        let shared = Arc::new(Shared::new(engine, None, false).with_warmstart(persister));
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let c = Conn::new(Arc::new(svc), shared, &a).unwrap();
+        let args =
+            AllocArgs::pool(proto::alloc::Family::Inet, Socktype::Dgram).register(0x2000_0999, 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let record = call(1, PA_ALLOC, &args);
+        let (bytes, fd) = rt.block_on(c.handle_durable(&record)).unwrap();
+        let reply = Reply::decode(&mut XdrReader::new(&bytes)).unwrap();
+        let ReplyBody::Accepted {
+            reply: AcceptedReply::Success(res),
+            ..
+        } = reply.body
+        else {
+            panic!("not a success: {reply:?}")
+        };
+        let res = AllocRes::decode(&mut XdrReader::new(res)).unwrap();
+        assert_eq!(res.status(), PaStatus::OK, "{res:?}");
+        assert!(fd.is_some(), "a socket passed");
+        // As after kill -9 right after the reply: no shutdown, no flush.
+        let saved = crate::warmstart::load(&ws).expect("the journal");
+        assert!(
+            saved.iter().any(|r| r.program.0 == 0x2000_0999),
+            "the registration is durable before the reply"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

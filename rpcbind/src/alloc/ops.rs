@@ -14,24 +14,26 @@ use crate::server::Shared;
 
 impl Service {
     /// PA_ALLOC: a bound (and listening) socket from the pool or the
-    /// exact port asked for.
+    /// exact port asked for, and the `-w` ticket of the registration made
+    /// with it (the reply waits for it, as a SET's does).
     pub(super) fn alloc(
         self: &Arc<Self>,
         args: &AllocArgs<'_>,
         peer: &Peer,
         shared: &Arc<Shared>,
-    ) -> (AllocRes, Option<OwnedFd>) {
+    ) -> (AllocRes, Option<OwnedFd>, Option<u64>) {
         if !self.enabled {
-            return (AllocRes::refused(PaStatus::DISABLED), None);
+            return (AllocRes::refused(PaStatus::DISABLED), None, None);
         }
         let caller = peer.caller();
         let mut inner = self.lock();
         let decision = inner.alloc.alloc(args, &caller);
         let (res, fd) = drive(&mut inner, decision, None);
         let mut watch_needed = false;
+        let mut ticket = None;
         if let AllocRes::Granted(grant) = &res {
             if let Some(lease) = inner.alloc.lease(grant.lease_id) {
-                shared.with_engine(|e| register(e, lease));
+                ticket = shared.with_engine_durable(|e| register(e, lease)).1;
             }
             watch_needed = inner.watched.insert(peer.pid);
             self.save(inner);
@@ -47,7 +49,7 @@ impl Service {
                 }
             }
         }
-        (res, fd)
+        (res, fd, ticket)
     }
 
     /// PA_CLAIM: a dup of a held reservation socket for an authorised
@@ -67,19 +69,25 @@ impl Service {
         (res, fd)
     }
 
-    /// PA_RELEASE: ends a lease early (owner or root).
-    pub(super) fn release(&self, args: &ReleaseArgs, peer: &Peer, shared: &Shared) -> PaStatus {
+    /// PA_RELEASE: ends a lease early (owner or root); with the `-w`
+    /// ticket of the registrations it removed.
+    pub(super) fn release(
+        &self,
+        args: &ReleaseArgs,
+        peer: &Peer,
+        shared: &Shared,
+    ) -> (PaStatus, Option<u64>) {
         if !self.enabled {
-            return PaStatus::DISABLED;
+            return (PaStatus::DISABLED, None);
         }
         let mut inner = self.lock();
         match inner.alloc.release(args, &light_caller(peer)) {
             Ok(lease) => {
-                shared.with_engine(|e| unregister(e, &lease));
+                let ticket = shared.with_engine_durable(|e| unregister(e, &lease)).1;
                 self.save(inner);
-                PaStatus::OK
+                (PaStatus::OK, ticket)
             }
-            Err(status) => status,
+            Err(status) => (status, None),
         }
     }
 
@@ -92,6 +100,7 @@ impl Service {
         match inner.alloc.release_name(name, &light_caller(peer)) {
             Ok(entries) => {
                 for e in entries {
+                    crate::fdstore::remove(&e.name, e.socktype);
                     if inner.held.remove(&(e.name.clone(), e.socktype)).is_some() {
                         tracing::info!(
                             "released reservation {}: {}/{}",
