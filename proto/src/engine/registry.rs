@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::list::{Id, OrderedList};
@@ -194,8 +194,10 @@ pub struct Registry {
     pmap: OrderedList<PmapEntry>,
     /// (program, protocol) in list order: `find_service_pmap`.
     pmap_by_prog_prot: Groups<(Program, u32)>,
-    /// (program, version) in list order: `del_pmaplist`.
-    pmap_by_prog_vers: Groups<(Program, Version)>,
+    /// How many PMAP entries use each protocol (`del_pmaplist` with an
+    /// empty netid looks in the (program, protocol) groups of each; a
+    /// second index by (program, version) would cost ~30 bytes an entry).
+    pmap_protocols: BTreeMap<u32, usize>,
     /// The distinct netids and owners in use, shared by the entries (a
     /// name leaves when its last entry does).
     names: HashSet<Arc<str>>,
@@ -457,12 +459,7 @@ impl Registry {
             id,
             front,
         );
-        group_add(
-            &mut self.pmap_by_prog_vers,
-            (entry.program, entry.version),
-            id,
-            front,
-        );
+        *self.pmap_protocols.entry(entry.protocol).or_default() += 1;
     }
 
     /// C `map_unset`: removes, in list order, every entry for (program,
@@ -532,18 +529,20 @@ impl Registry {
                 None => return,
             }
         };
-        let ids: Vec<Id> = match self.pmap_by_prog_vers.get(&(program, version)) {
-            Some(ids) => ids.as_slice().to_vec(),
-            None => return,
+        let protocols: Vec<u32> = match protocol {
+            Some(p) => vec![p],
+            None => self.pmap_protocols.keys().copied().collect(),
         };
-        for id in ids {
-            let Some(&entry) = self.pmap.get(id) else {
-                continue;
+        for protocol in protocols {
+            let ids: Vec<Id> = match self.pmap_by_prog_prot.get(&(program, protocol)) {
+                Some(ids) => ids.as_slice().to_vec(),
+                None => continue,
             };
-            if protocol.is_some_and(|p| p != entry.protocol) {
-                continue;
+            for id in ids {
+                if self.pmap.get(id).is_some_and(|e| e.version == version) {
+                    self.remove_pmap(id);
+                }
             }
-            self.remove_pmap(id);
         }
     }
 
@@ -554,9 +553,19 @@ impl Registry {
         if let Some(log) = &mut self.changes {
             log.push(Change::PmapRemove(entry));
         }
-        let (program, version) = (entry.program, entry.version);
-        group_remove(&mut self.pmap_by_prog_prot, (program, entry.protocol), id);
-        group_remove(&mut self.pmap_by_prog_vers, (program, version), id);
+        group_remove(
+            &mut self.pmap_by_prog_prot,
+            (entry.program, entry.protocol),
+            id,
+        );
+        if let std::collections::btree_map::Entry::Occupied(mut e) =
+            self.pmap_protocols.entry(entry.protocol)
+        {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
     }
 
     /// C `find_service_pmap`: exact (program, version, protocol), else the
@@ -676,6 +685,38 @@ mod tests {
         assert!(r.unset(Program(8), Version(1), "udp", "superuser"));
         assert!(r.names.is_empty());
         assert!(std::mem::size_of::<Ids>() <= 16);
+    }
+
+    #[test]
+    fn unset_without_netid_clears_pmap_entries_of_any_protocol() {
+        let pmap = |program, version, protocol, port| PmapEntry {
+            program: Program(program),
+            version: Version(version),
+            protocol,
+            port,
+        };
+        let rpcb = Registration {
+            program: Program(7),
+            version: Version(1),
+            netid: "udp".into(),
+            addr: "0.0.0.0.1.2".into(),
+            owner: "superuser".into(),
+        };
+        let kept = [pmap(7, 2, 99, 5), pmap(8, 1, 99, 6)];
+        let mut r = Registry::from_lists(
+            [rpcb],
+            [
+                pmap(7, 1, 99, 3),
+                kept[0],
+                pmap(7, 1, IPPROTO_TCP, 4),
+                kept[1],
+            ],
+        );
+        assert!(r.unset(Program(7), Version(1), "", "superuser"));
+        assert!(r.pmap_iter().eq(kept.iter()));
+        assert!(r
+            .find_service_pmap(Program(7), Version(1), 99)
+            .is_some_and(|e| e.port == 5));
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Registry {
             }
             Change::PmapAdd { entry, front } => self.push_pmap(*entry, *front),
             Change::PmapRemove(entry) => {
-                let ids = self.pmap_by_prog_vers.get(&(entry.program, entry.version));
+                let ids = self.pmap_by_prog_prot.get(&(entry.program, entry.protocol));
                 let hit = ids
                     .into_iter()
                     .flatten()
