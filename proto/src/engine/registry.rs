@@ -9,16 +9,17 @@
 //! `pmap_svc.c` (`find_service_pmap`); see `proto/RULES.md`.
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::list::{Id, OrderedList};
 
 mod changes;
+mod groups;
 use crate::rpc::{Program, Version};
 use crate::rpcb::{Mapping, Rpcb};
 pub use changes::Change;
+use groups::{group_add, group_remove, Groups};
 
 /// `IPPROTO_TCP`, the PMAP v2 protocol number of `tcp`.
 pub const IPPROTO_TCP: u32 = 6;
@@ -113,74 +114,6 @@ struct NetidIndex {
     exact: HashMap<(Program, Version), Id>,
     /// Per program, in list order: `find_service`'s version fallback.
     by_prog: Groups<Program>,
-}
-
-/// The ids under one key, in list order. Almost every key holds one id,
-/// which then needs no allocation of its own (16 bytes, not a `Vec`'s 24
-/// plus a heap block).
-#[derive(Clone, Debug)]
-enum Ids {
-    One(Id),
-    Many(Box<[Id]>),
-}
-
-impl Ids {
-    fn as_slice(&self) -> &[Id] {
-        match self {
-            Ids::One(id) => std::slice::from_ref(id),
-            Ids::Many(ids) => ids,
-        }
-    }
-}
-
-impl<'a> IntoIterator for &'a Ids {
-    type Item = &'a Id;
-    type IntoIter = std::slice::Iter<'a, Id>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.as_slice().iter()
-    }
-}
-
-/// Ids grouped under one key, kept in list order.
-type Groups<K> = HashMap<K, Ids>;
-
-fn group_add<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id, front: bool) {
-    match g.entry(key) {
-        Entry::Vacant(e) => {
-            e.insert(Ids::One(id));
-        }
-        Entry::Occupied(mut e) => {
-            let old = e.get().as_slice();
-            let mut ids = Vec::with_capacity(old.len() + 1);
-            if front {
-                ids.push(id);
-                ids.extend_from_slice(old);
-            } else {
-                ids.extend_from_slice(old);
-                ids.push(id);
-            }
-            e.insert(Ids::Many(ids.into_boxed_slice()));
-        }
-    }
-}
-
-fn group_remove<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
-    let Entry::Occupied(mut e) = g.entry(key) else {
-        return;
-    };
-    let rest: Vec<Id> = e.get().into_iter().copied().filter(|&x| x != id).collect();
-    match rest[..] {
-        [] => {
-            e.remove();
-        }
-        [one] => {
-            e.insert(Ids::One(one));
-        }
-        _ => {
-            e.insert(Ids::Many(rest.into_boxed_slice()));
-        }
-    }
 }
 
 /// The registry of mappings; see the module documentation.
@@ -640,90 +573,4 @@ pub(crate) fn c_atoi(s: &str) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn from_lists_restores_both_lists_verbatim() {
-        let mut r = Registry::new();
-        assert!(r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000"));
-        assert!(r.set(Program(8), Version(1), "tcp6", "::.1.3", "superuser"));
-        assert!(r.unset(Program(7), Version(1), "UDP", "1000"));
-        assert_eq!(
-            (r.len(), r.pmap_len()),
-            (1, 1),
-            "the udp mapping is orphaned, as in C"
-        );
-        let rpcb: Vec<Rpcb> = r.iter().cloned().map(Rpcb::from).collect();
-        let pmap: Vec<Mapping> = r.pmap_iter().copied().map(Mapping::from).collect();
-        let back = Registry::from_lists(
-            rpcb.into_iter().map(Registration::from),
-            pmap.into_iter().map(PmapEntry::from),
-        );
-        assert!(back.iter().eq(r.iter()));
-        assert!(back.pmap_iter().eq(r.pmap_iter()));
-        let port = back.find_service_pmap(Program(7), Version(1), IPPROTO_UDP);
-        assert_eq!(port.map(|e| e.port), Some(258));
-    }
-
-    #[test]
-    fn shares_names_and_forgets_them_with_their_last_entry() {
-        let mut r = Registry::new();
-        assert!(r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000"));
-        assert!(r.set(Program(8), Version(1), "udp", "0.0.0.0.1.3", "1000"));
-        let a = r
-            .lookup(Program(7), Version(1), "udp")
-            .map(|e| e.netid.clone());
-        let b = r
-            .lookup(Program(8), Version(1), "UDP")
-            .map(|e| e.netid.clone());
-        assert!(matches!((&a, &b), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
-        drop((a, b));
-        assert_eq!(r.names.len(), 2);
-        assert!(r.unset(Program(7), Version(1), "udp", "1000"));
-        assert_eq!(r.names.len(), 2, "program 8 still uses both");
-        assert!(r.unset(Program(8), Version(1), "udp", "superuser"));
-        assert!(r.names.is_empty());
-        assert!(std::mem::size_of::<Ids>() <= 16);
-    }
-
-    #[test]
-    fn unset_without_netid_clears_pmap_entries_of_any_protocol() {
-        let pmap = |program, version, protocol, port| PmapEntry {
-            program: Program(program),
-            version: Version(version),
-            protocol,
-            port,
-        };
-        let rpcb = Registration {
-            program: Program(7),
-            version: Version(1),
-            netid: "udp".into(),
-            addr: "0.0.0.0.1.2".into(),
-            owner: "superuser".into(),
-        };
-        let kept = [pmap(7, 2, 99, 5), pmap(8, 1, 99, 6)];
-        let mut r = Registry::from_lists(
-            [rpcb],
-            [
-                pmap(7, 1, 99, 3),
-                kept[0],
-                pmap(7, 1, IPPROTO_TCP, 4),
-                kept[1],
-            ],
-        );
-        assert!(r.unset(Program(7), Version(1), "", "superuser"));
-        assert!(r.pmap_iter().eq(kept.iter()));
-        assert!(r
-            .find_service_pmap(Program(7), Version(1), 99)
-            .is_some_and(|e| e.port == 5));
-    }
-
-    #[test]
-    fn uaddr_port_reads_fields_with_atoi() {
-        assert_eq!(uaddr_port("0.0.0.0.3.1"), Some(0x301));
-        assert_eq!(uaddr_port("::.1x.2"), Some(258));
-        assert_eq!(uaddr_port("a.b"), None);
-        assert_eq!(uaddr_port("1.-1.0"), Some((-256i32) as u32));
-    }
-}
+mod tests;
