@@ -94,6 +94,16 @@ impl Passed {
         self.sockets.is_empty()
     }
 
+    /// Takes out the sockets whose name starts with `prefix` (sockets
+    /// of the descriptor store, not listeners), with their names.
+    pub fn take_named(&mut self, prefix: &str) -> Vec<(String, OwnedFd)> {
+        let (named, rest) = std::mem::take(&mut self.sockets)
+            .into_iter()
+            .partition(|(_, name)| name.starts_with(prefix));
+        self.sockets = rest;
+        named.into_iter().map(|(fd, name)| (name, fd)).collect()
+    }
+
     /// How many sockets were passed.
     pub fn len(&self) -> usize {
         self.sockets.len()

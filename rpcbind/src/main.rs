@@ -12,6 +12,7 @@ mod calllog;
 mod cli;
 mod conns;
 mod daemonize;
+mod fdstore;
 mod forward;
 mod interfaces;
 mod listeners;
@@ -45,7 +46,7 @@ use crate::lock::InstanceLock;
 
 fn main() -> ExitCode {
     // systemd's environment is read and removed before any thread exists.
-    let passed = match activation::Passed::take_from_env() {
+    let mut passed = match activation::Passed::take_from_env() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("rpcbind: {e}");
@@ -53,6 +54,8 @@ fn main() -> ExitCode {
         }
     };
     let notifier = notify::Notifier::take_from_env().map(Arc::new);
+    // Reservation sockets kept by systemd are not listeners.
+    fdstore::install(notifier.clone(), passed.take_named(fdstore::PREFIX));
     let cli = match cli::parse(std::env::args_os()) {
         Parsed::Run(cli) => cli,
         Parsed::Exit(0) => return ExitCode::SUCCESS,
@@ -109,6 +112,7 @@ fn run(
     // Reservations are held from here on, before anyone is served.
     let alloc = alloc::Service::start(&cli.alloc_options())
         .context("cannot start the allocation service")?;
+    fdstore::discard_unadopted();
     if !cli.foreground {
         daemonize::detach().context("cannot detach into the background")?;
     }

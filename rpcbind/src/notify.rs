@@ -1,7 +1,8 @@
 //! systemd readiness notification (sd_notify(3), `Type=notify`): READY=1
 //! once every listener is served, `STATUS=` with the number of
 //! registrations (sent when it changes, at most once per
-//! [`STATUS_EVERY`]), STOPPING=1 when a termination signal arrives. Does
+//! [`STATUS_EVERY`]), STOPPING=1 when a termination signal arrives, and
+//! the datagrams with a descriptor that `fdstore` sends (FDSTORE=1). Does
 //! I/O (one datagram socket).
 //!
 //! The protocol is one datagram of `KEY=VALUE` lines to the unix socket
@@ -77,6 +78,16 @@ impl Notifier {
     /// daemon serves whether or not anyone listens).
     pub fn send(&self, state: &str) {
         if let Err(e) = self.socket.send(state.as_bytes()) {
+            tracing::warn!("cannot notify the service manager ({state:?}): {e}");
+        }
+    }
+
+    /// Sends one notification with `fd` attached (SCM_RIGHTS), as
+    /// `FDSTORE=1` needs; through the project's one descriptor sender.
+    /// Failures are logged, never fatal.
+    pub fn send_with_fd(&self, state: &str, fd: std::os::fd::BorrowedFd<'_>) {
+        use std::os::fd::AsFd;
+        if let Err(e) = portalloc::send_with_fd(self.socket.as_fd(), state.as_bytes(), fd) {
             tracing::warn!("cannot notify the service manager ({state:?}): {e}");
         }
     }

@@ -22,6 +22,18 @@ const BACKLOG: i32 = 4096;
 /// for. The error is the errno of the call that failed; EADDRINUSE from
 /// bind() or listen() means "try the next port".
 pub fn bind(bind: &Bind) -> Result<OwnedFd, i32> {
+    // A reservation's socket kept by systemd across a restart is the
+    // same socket, never a fresh bind (see `fdstore`).
+    if let Some(fd) = crate::fdstore::adopt(bind) {
+        crate::fdstore::store(bind, &fd);
+        return Ok(fd);
+    }
+    let fd = bind_new(bind)?;
+    crate::fdstore::store(bind, &fd);
+    Ok(fd)
+}
+
+fn bind_new(bind: &Bind) -> Result<OwnedFd, i32> {
     let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
     let (domain, unspecified) = match bind.family {
         Family::Inet => (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
