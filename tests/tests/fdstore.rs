@@ -41,6 +41,11 @@ fn kill(pid: u32, sig: nix::sys::signal::Signal) -> nix::Result<()> {
 
 /// The fake systemd, started on our rpcbind with the reservation policy.
 fn fakesd(ns: &Namespace, stale: bool) -> Background {
+    fakesd_with(ns, stale, &[])
+}
+
+/// [`fakesd`] with `extra` daemon arguments.
+fn fakesd_with(ns: &Namespace, stale: bool, extra: &[&str]) -> Background {
     std::fs::write(ns.host_path(SCRIPT), include_str!("fakesd.py")).expect("write script");
     std::fs::write(ns.host_path(CONFIG), RESERVED).expect("write policy");
     let rpcbind = binary("rpcbind").display().to_string();
@@ -56,6 +61,7 @@ fn fakesd(ns: &Namespace, stale: bool) -> Background {
         "--alloc-state",
         STATE,
     ]);
+    args.extend_from_slice(extra);
     ns.spawn("python3", &args)
 }
 
@@ -141,11 +147,7 @@ fn assert_port_900_cannot_be_bound(ns: &Namespace) {
     let script = "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',111))\n\
                   s.listen()\nprint('up',flush=True)\ntime.sleep(60)";
     let listener = ns.spawn("python3", &["-c", script]);
-    let deadline = Instant::now() + T;
-    while !listener.stdout().contains("up") {
-        assert!(Instant::now() < deadline, "{}", listener.stderr());
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&listener, "the listener on 111", |out| out.contains("up"));
     let nfs = binder(ns, &["nfs", "900"]);
     drop(listener);
     assert_eq!(nfs.stdout.trim(), "bound 899", "{nfs:?}");
@@ -244,6 +246,16 @@ fn reservation_sockets_survive_kill_9_in_the_descriptor_store() {
     assert_eq!(claimed_inode(&ns, "tcp"), format!("socket:[{tcp}]"));
     assert_eq!(claimed_inode(&ns, "udp"), format!("socket:[{udp}]"));
 
+    // `portpolicy release` lets go for good: out of the store too.
+    let pp = binary("portpolicy").display().to_string();
+    ns.run(&pp, &["release", "svc"], T)
+        .assert_success("portpolicy release svc");
+    wait_for(&sd, "FDSTOREREMOVE of both", |out| {
+        stored(out).is_empty()
+            && out.contains(&format!("removed {TCP}"))
+            && out.contains(&format!("removed {UDP}"))
+    });
+
     touch(&ns, "/run/stop");
     assert!(
         sd.wait_timeout(T).is_some_and(|s| s.success()),
@@ -281,6 +293,45 @@ fn stored_sockets_that_fit_no_reservation_are_closed_and_removed() {
         held.contains(&now[UDP]) && held.contains(&now[TCP]),
         "{held:?}"
     );
+}
+
+#[test]
+fn a_reservation_bound_later_is_stored_then() {
+    if !require_root("fdstore late bind") || !python3_available() {
+        return;
+    }
+    let ns = Namespace::new();
+    // Someone has 900/tcp when the daemon starts: only udp is held.
+    let script = "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',900))\n\
+                  s.listen()\nprint('up',flush=True)\ntime.sleep(60)";
+    let blocker = ns.spawn("python3", &["-c", script]);
+    wait_for(&blocker, "the blocker", |out| out.contains("up"));
+    let mut sd = fakesd_with(&ns, false, &["--alloc-sweep", "100"]);
+    let mut daemons = Daemons(Vec::new());
+    let out = wait_ready(&mut sd, 1);
+    daemons.0 = pids(&out);
+    let first = stored(&out);
+    assert!(first.contains_key(UDP) && !first.contains_key(TCP), "{out}");
+    drop(blocker);
+    wait_for(&sd, "resv.svc.tcp stored once bound", |out| {
+        stored(out).contains_key(TCP)
+    });
+    let tcp = stored(&sd.stdout())[TCP];
+    assert!(socket_inodes(daemons.0[0]).contains(&tcp));
+}
+
+/// Waits until `pred` holds for the output of `bg`.
+fn wait_for(bg: &Background, what: &str, pred: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + T;
+    while !pred(&bg.stdout()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\nstdout:\n{}\nstderr:\n{}",
+            bg.stdout(),
+            bg.stderr()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn python3_available() -> bool {
