@@ -214,8 +214,7 @@ impl Registry {
         if let Some(&id) = index.exact.get(&(program, version)) {
             return self.rpcb.get(id);
         }
-        self.rpcb
-            .get(*index.by_prog.get(&program)?.as_slice().last()?)
+        self.rpcb.get(*index.by_prog.get(&program)?.last()?)
     }
 
     /// The entry for exactly (program, version, netid).
@@ -405,7 +404,7 @@ impl Registry {
     pub fn unset(&mut self, program: Program, version: Version, netid: &str, owner: &str) -> bool {
         let key = netid_key(netid);
         let candidates: Vec<Id> = match self.by_prog_vers.get(&(program, version)) {
-            Some(ids) => ids.as_slice().to_vec(),
+            Some(ids) => ids.to_vec(),
             None => return true,
         };
         let mut removed = false;
@@ -468,7 +467,7 @@ impl Registry {
         };
         for protocol in protocols {
             let ids: Vec<Id> = match self.pmap_by_prog_prot.get(&(program, protocol)) {
-                Some(ids) => ids.as_slice().to_vec(),
+                Some(ids) => ids.to_vec(),
                 None => continue,
             };
             for id in ids {

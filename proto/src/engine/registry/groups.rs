@@ -1,75 +1,122 @@
 //! Ids grouped under one key of the registry's indexes, in list order,
-//! sized for the common case of one id per key. No I/O.
+//! sized for the common case of one id per key: a key costs 8 bytes of
+//! value, and only a key with several ids owns a `Vec` (in a side slab).
+//! No I/O.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use super::Id;
 
-/// The ids under one key, in list order. Almost every key holds one id,
-/// which then needs no allocation of its own (16 bytes, not a `Vec`'s 24
-/// plus a heap block).
-#[derive(Clone, Debug)]
-pub(super) enum Ids {
+/// The ids under one key: the id itself, or the slot of the side slab
+/// holding two or more.
+#[derive(Clone, Copy, Debug)]
+enum Ids {
     One(Id),
-    Many(Box<[Id]>),
-}
-
-impl Ids {
-    pub(super) fn as_slice(&self) -> &[Id] {
-        match self {
-            Ids::One(id) => std::slice::from_ref(id),
-            Ids::Many(ids) => ids,
-        }
-    }
-}
-
-impl<'a> IntoIterator for &'a Ids {
-    type Item = &'a Id;
-    type IntoIter = std::slice::Iter<'a, Id>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.as_slice().iter()
-    }
+    Many(u32),
 }
 
 /// Ids grouped under one key, kept in list order.
-pub(super) type Groups<K> = HashMap<K, Ids>;
+#[derive(Clone, Debug)]
+pub(super) struct Groups<K> {
+    map: HashMap<K, Ids>,
+    /// The groups of two or more ids; `free` lists the unused slots.
+    many: Vec<Vec<Id>>,
+    free: Vec<u32>,
+}
 
-pub(super) fn group_add<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id, front: bool) {
-    match g.entry(key) {
-        Entry::Vacant(e) => {
-            e.insert(Ids::One(id));
-        }
-        Entry::Occupied(mut e) => {
-            let old = e.get().as_slice();
-            let mut ids = Vec::with_capacity(old.len() + 1);
-            if front {
-                ids.push(id);
-                ids.extend_from_slice(old);
-            } else {
-                ids.extend_from_slice(old);
-                ids.push(id);
-            }
-            e.insert(Ids::Many(ids.into_boxed_slice()));
+impl<K> Default for Groups<K> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            many: Vec::new(),
+            free: Vec::new(),
         }
     }
 }
 
-pub(super) fn group_remove<K: std::hash::Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
-    let Entry::Occupied(mut e) = g.entry(key) else {
+impl<K: Hash + Eq> Groups<K> {
+    /// The ids under `key` in list order, if any.
+    pub(super) fn get(&self, key: &K) -> Option<&[Id]> {
+        match self.map.get(key)? {
+            Ids::One(id) => Some(std::slice::from_ref(id)),
+            Ids::Many(slot) => self.many.get(*slot as usize).map(Vec::as_slice),
+        }
+    }
+
+    fn new_slot(&mut self, ids: Vec<Id>) -> Option<u32> {
+        if let Some(slot) = self.free.pop() {
+            *self.many.get_mut(slot as usize)? = ids;
+            return Some(slot);
+        }
+        // Fewer groups than list entries, whose ids are 32 bits.
+        let slot = u32::try_from(self.many.len()).ok()?;
+        self.many.push(ids);
+        Some(slot)
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        if let Some(v) = self.many.get_mut(slot as usize) {
+            *v = Vec::new();
+            self.free.push(slot);
+        }
+    }
+}
+
+/// Adds `id` under `key`, first (`front`) or last.
+pub(super) fn group_add<K: Hash + Eq>(g: &mut Groups<K>, key: K, id: Id, front: bool) {
+    let ids = match g.map.get(&key) {
+        None => {
+            g.map.insert(key, Ids::One(id));
+            return;
+        }
+        Some(&ids) => ids,
+    };
+    match ids {
+        Ids::One(old) => {
+            let pair = if front { vec![id, old] } else { vec![old, id] };
+            if let Some(slot) = g.new_slot(pair) {
+                g.map.insert(key, Ids::Many(slot));
+            }
+        }
+        Ids::Many(slot) => {
+            if let Some(v) = g.many.get_mut(slot as usize) {
+                if front {
+                    v.insert(0, id);
+                } else {
+                    v.push(id);
+                }
+            }
+        }
+    }
+}
+
+/// Removes `id` from under `key`; the key goes with its last id.
+pub(super) fn group_remove<K: Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
+    let Entry::Occupied(mut e) = g.map.entry(key) else {
         return;
     };
-    let rest: Vec<Id> = e.get().into_iter().copied().filter(|&x| x != id).collect();
-    match rest[..] {
-        [] => {
+    match *e.get() {
+        Ids::One(x) if x == id => {
             e.remove();
         }
-        [one] => {
-            e.insert(Ids::One(one));
-        }
-        _ => {
-            e.insert(Ids::Many(rest.into_boxed_slice()));
+        Ids::One(_) => {}
+        Ids::Many(slot) => {
+            let Some(v) = g.many.get_mut(slot as usize) else {
+                return;
+            };
+            v.retain(|&x| x != id);
+            match v[..] {
+                [] => {
+                    e.remove();
+                }
+                [one] => {
+                    e.insert(Ids::One(one));
+                }
+                _ => return,
+            }
+            g.free_slot(slot);
         }
     }
 }
@@ -80,16 +127,22 @@ mod tests {
 
     #[test]
     fn keeps_list_order_and_drops_empty_keys() {
-        let mut g: Groups<u32> = HashMap::new();
+        let mut g: Groups<u32> = Groups::default();
         group_add(&mut g, 1, 10, false);
         group_add(&mut g, 1, 11, false);
         group_add(&mut g, 1, 9, true);
-        assert_eq!(g[&1].as_slice(), [9, 10, 11]);
+        group_add(&mut g, 2, 20, false);
+        assert_eq!(g.get(&1), Some(&[9, 10, 11][..]));
         group_remove(&mut g, 1, 10);
+        assert_eq!(g.get(&1), Some(&[9, 11][..]));
         group_remove(&mut g, 1, 9);
-        assert!(matches!(g[&1], Ids::One(11)));
+        assert!(matches!(g.map[&1], Ids::One(11)));
+        assert_eq!(g.free, [0], "the slot of key 1 is free again");
+        group_add(&mut g, 2, 21, true);
+        assert_eq!(g.get(&2), Some(&[21, 20][..]));
+        assert_eq!(g.free, [] as [u32; 0], "and reused");
         group_remove(&mut g, 1, 11);
-        assert!(g.is_empty());
-        assert!(std::mem::size_of::<Ids>() <= 16);
+        assert_eq!(g.get(&1), None);
+        assert_eq!(std::mem::size_of::<Ids>(), 8);
     }
 }
