@@ -500,3 +500,66 @@ fn a_live_owner_that_closed_its_sockets_gives_its_ports_back() {
     );
     assert!(registered("400302"));
 }
+
+#[test]
+fn kill_9_during_allocations_loses_no_acknowledged_lease() {
+    if !require_root("alloc kill -9 mid-run") {
+        return;
+    }
+    let ns = Namespace::new();
+    let config = "mode = \"high\"\nhigh_range = \"24000-29999\"\n";
+    let mut d = start(&ns, config);
+    let daemon = d.process.pid() as i32;
+    let killer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(400));
+        // SAFETY: a signal to the daemon this test started.
+        unsafe { libc::kill(daemon, libc::SIGKILL) };
+    });
+    // Allocate until the daemon dies; the sockets stay open, so every
+    // lease stays bound by its (live) owner.
+    let (acked, _fds) = ns.in_netns(|| {
+        use portalloc::{AllocRequest, Client, Family, Socktype};
+        let mut client = Client::connect().expect("connect");
+        client
+            .set_timeout(Duration::from_secs(10))
+            .expect("timeout");
+        let req = AllocRequest::pool(Family::Inet, Socktype::Dgram);
+        let (mut acked, mut fds) = (Vec::new(), Vec::new());
+        for _ in 0..5000 {
+            match client.alloc(&req) {
+                Ok(grant) => {
+                    acked.push(grant.lease_id);
+                    fds.push(grant.fd);
+                }
+                Err(_) => break,
+            }
+        }
+        (acked, fds)
+    });
+    killer.join().expect("killer");
+    assert!(
+        !acked.is_empty() && acked.len() < 5000,
+        "killed mid-run after {} grants",
+        acked.len()
+    );
+    d.process
+        .signal_and_wait(libc::SIGKILL, T)
+        .expect("daemon killed");
+    let _ = std::fs::remove_file(ns.host_path("/run/rpcbind.sock"));
+    let _d2 = start(&ns, config);
+    let listed: BTreeSet<u64> = leases(&ns)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let lost: Vec<u64> = acked
+        .iter()
+        .filter(|id| !listed.contains(id))
+        .copied()
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged leases lost: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
+}

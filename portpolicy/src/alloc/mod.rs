@@ -238,6 +238,12 @@ impl Allocator {
         self.settings
     }
 
+    /// The id the next lease gets and the rotation cursors (what a
+    /// journal record carries besides the leases it changed).
+    pub fn counters(&self) -> (LeaseId, [[usize; 2]; 2]) {
+        (self.next_lease, self.cursors)
+    }
+
     /// Records a registration made with a lease's port after the grant
     /// (a SET by its owner), so it is removed when the lease ends. False
     /// when there is no such lease.

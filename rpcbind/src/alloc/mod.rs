@@ -5,8 +5,8 @@
 //! program is never in the portmapper's table and is not routed on UDP or
 //! TCP, where the engine answers PROG_UNAVAIL as for any unknown program),
 //! holds the policy's reservations, watches lease owners through pidfds
-//! and saves the state atomically before each reply. Does I/O (sockets,
-//! files, /proc).
+//! and makes each change durable before its reply (a journal record,
+//! `journal`). Does I/O (sockets, files, /proc).
 //!
 //! Locking: one `std::sync::Mutex` around the allocator and the held
 //! sockets, never held across an `.await`; the engine's lock is taken
@@ -14,6 +14,7 @@
 
 mod dispatch;
 mod handoff;
+mod journal;
 mod ops;
 mod peer;
 mod persist;
@@ -25,6 +26,8 @@ pub use handoff::FdMarks;
 pub use peer::Peer;
 pub use sockets::ReplyWrite;
 pub use watch::run as run_background;
+
+use journal::Touched;
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
@@ -63,9 +66,9 @@ pub struct Service {
     sweep: Duration,
     /// The state's directory existed before the daemon started.
     dir_existed: bool,
-    /// The change count the state file holds; taken by one writer at a
-    /// time.
-    saved: Mutex<u64>,
+    /// The journal and the change count on disk; taken by one writer at
+    /// a time.
+    writer: Mutex<journal::Writer>,
 }
 
 #[derive(Debug)]
@@ -77,6 +80,8 @@ struct Inner {
     watched: HashSet<i32>,
     /// Changes made so far (see [`Service::save`]).
     changes: u64,
+    /// Journal lines of the changes not written yet, in order.
+    pending: Vec<u8>,
     /// Reservation sockets that could not be held, already logged (the
     /// retries every few seconds are not).
     unheld: HashSet<(String, Socktype)>,
@@ -115,14 +120,15 @@ impl Service {
             .state_path
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_PATH));
-        let alloc = restore(policy, settings, &state_path);
         let dir_existed = state_path.parent().is_none_or(Path::exists);
+        let (alloc, rewrite) = restore(policy, settings, &state_path);
         let service = Service {
             inner: Mutex::new(Inner {
                 alloc,
                 held: HashMap::new(),
                 watched: HashSet::new(),
                 changes: 0,
+                pending: Vec::new(),
                 unheld: HashSet::new(),
                 suspects: HashSet::new(),
             }),
@@ -130,9 +136,15 @@ impl Service {
             enabled: config.allocation.enabled,
             sweep: opts.sweep.unwrap_or(watch::SWEEP),
             dir_existed,
-            saved: Mutex::new(0),
+            writer: Mutex::new(journal::Writer::default()),
         };
         if service.enabled {
+            if rewrite {
+                // A fresh snapshot and an empty journal: nothing is ever
+                // appended after a torn or corrupt record.
+                let mut w = service.writer();
+                service.snapshot(&mut w);
+            }
             service.hold_reservations();
         }
         Ok(service)
@@ -155,7 +167,9 @@ impl Service {
         let ours = !self.dir_existed || dir.file_name().is_some_and(|n| n == "rpcbind");
         let made = std::fs::create_dir_all(dir).and_then(|()| {
             let dir = ours.then_some(dir);
-            for path in dir.into_iter().chain([self.state_path.as_path()]) {
+            let journal = journal::path_of(&self.state_path);
+            let files = [self.state_path.as_path(), journal.as_path()];
+            for path in dir.into_iter().chain(files) {
                 match std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw())) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                     _ => {}
@@ -207,30 +221,63 @@ impl Service {
             }
         }
         if changed {
-            self.save(inner);
+            self.save(inner, Touched::reservations());
         }
     }
 
-    /// Makes the change just made under `inner` durable before returning
-    /// (temp file, fsync, rename), with group commit: the lock is let go
-    /// first, and a writer saves the state as it is when it starts, so
-    /// the callers that waited behind one write are usually covered by
-    /// the next single one. A failure is logged: the change stands in
-    /// memory and the next write carries it.
-    fn save(&self, mut inner: MutexGuard<'_, Inner>) {
+    fn writer(&self) -> MutexGuard<'_, journal::Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the change just made under `inner` durable before returning:
+    /// its journal record is queued under the lock, then appended and
+    /// `fdatasync`ed with group commit (the lock is let go first, and a
+    /// writer appends every record queued when it starts, so the callers
+    /// that waited behind one write are usually covered by the next
+    /// single one). When the journal has outgrown the snapshot, the
+    /// writer also writes a new snapshot. A failure is logged (and a
+    /// snapshot tried at once): the change stands in memory.
+    fn save(&self, mut inner: MutexGuard<'_, Inner>, touched: Touched) {
+        let line = journal::line(&inner.alloc, &touched);
+        inner.pending.extend(line);
         inner.changes += 1;
         let mine = inner.changes;
         drop(inner);
-        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        if *saved >= mine {
+        let mut w = self.writer();
+        if w.saved >= mine {
             return;
         }
+        let (batch, covers) = {
+            let mut inner = self.lock();
+            (std::mem::take(&mut inner.pending), inner.changes)
+        };
+        let journal = journal::path_of(&self.state_path);
+        match w.append(&journal, &batch) {
+            Ok(()) => w.saved = covers,
+            Err(e) => {
+                tracing::error!(
+                    "cannot write {}: {e}; writing a snapshot",
+                    journal.display()
+                );
+                self.snapshot(&mut w);
+                return;
+            }
+        }
+        if w.wants_snapshot() {
+            self.snapshot(&mut w);
+        }
+    }
+
+    /// Writes the whole state as the snapshot and empties the journal.
+    fn snapshot(&self, w: &mut journal::Writer) {
         let (state, covers) = {
-            let inner = self.lock();
+            let mut inner = self.lock();
+            // The snapshot holds these changes.
+            inner.pending.clear();
             (inner.alloc.state(), inner.changes)
         };
-        match persist::write_atomic(&self.state_path, &state.to_json()) {
-            Ok(()) => *saved = covers,
+        match w.snapshot(&self.state_path, &state.to_json()) {
+            Ok(()) => w.saved = covers,
             Err(e) => tracing::error!("cannot save {}: {e}", self.state_path.display()),
         }
     }
@@ -245,34 +292,51 @@ impl Service {
     }
 }
 
-/// The allocator from the saved state; a missing file is a fresh start,
-/// an unusable one is set aside (renamed `.bad`) and logged.
-fn restore(policy: AllocPolicy, settings: Settings, path: &Path) -> Allocator {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Allocator::new(policy, settings)
-        }
+/// The allocator from the snapshot and the journal, and whether they
+/// must be rewritten (the journal had records, or anything was skipped).
+/// A missing snapshot is a fresh start; an unusable one is reported, set
+/// aside (renamed `.bad`) and the journal replayed onto an empty state;
+/// a state that still does not hold together is set aside too.
+fn restore(policy: AllocPolicy, settings: Settings, path: &Path) -> (Allocator, bool) {
+    let empty = || Allocator::new(policy.clone(), settings);
+    let journal_path = journal::path_of(path);
+    let loaded = journal::load(&journal_path);
+    let rewrite = !loaded.records.is_empty() || loaded.skipped > 0;
+    let base = match std::fs::read(path) {
+        Ok(bytes) => State::parse(&bytes).unwrap_or_else(|e| {
+            set_aside(path, &e.to_string());
+            empty().state()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => empty().state(),
         Err(e) => {
-            tracing::error!("cannot read {}: {e}; starting empty", path.display());
-            return Allocator::new(policy, settings);
+            tracing::error!(
+                "cannot read {}: {e}; using the journal only",
+                path.display()
+            );
+            empty().state()
         }
     };
-    let restored =
-        State::parse(&bytes).and_then(|state| Allocator::restore(policy.clone(), settings, state));
-    match restored {
-        Ok(alloc) => alloc,
+    let state = journal::replay(base, loaded.records);
+    match Allocator::restore(policy.clone(), settings, state) {
+        Ok(alloc) => (alloc, rewrite),
         Err(e) => {
-            let aside = path.with_extension("state.bad");
-            tracing::error!(
-                "{}: {e}; set aside as {}, starting empty",
-                path.display(),
-                aside.display()
-            );
-            let _ = std::fs::rename(path, &aside);
-            Allocator::new(policy, settings)
+            set_aside(path, &e.to_string());
+            set_aside(&journal_path, "not replayable");
+            (empty(), true)
         }
     }
+}
+
+fn set_aside(path: &Path, why: &str) {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".bad");
+    let aside = PathBuf::from(aside);
+    tracing::error!(
+        "{}: {why}; set aside as {}, starting without it",
+        path.display(),
+        aside.display()
+    );
+    let _ = std::fs::rename(path, &aside);
 }
 
 /// The netid of a lease's socket (`tcp`, `udp6`, ...).

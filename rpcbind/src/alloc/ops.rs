@@ -9,7 +9,7 @@ use std::sync::Arc;
 use portpolicy::alloc::{Caller, Decision};
 use proto::alloc::{AllocArgs, AllocRes, ClaimArgs, PaList, PaStatus, ReleaseArgs, Socktype};
 
-use super::{now, register, sockets, unregister, watch, Inner, Peer, Service};
+use super::{now, register, sockets, unregister, watch, Inner, Peer, Service, Touched};
 use crate::server::Shared;
 
 impl Service {
@@ -36,7 +36,7 @@ impl Service {
                 ticket = shared.with_engine_durable(|e| register(e, lease)).1;
             }
             watch_needed = inner.watched.insert(peer.pid);
-            self.save(inner);
+            self.save(inner, Touched::leases(vec![grant.lease_id]));
         } else {
             drop(inner);
         }
@@ -64,7 +64,7 @@ impl Service {
         let key = (args.name.to_owned(), args.socktype);
         let (res, fd) = drive(&mut inner, decision, Some(key));
         if let AllocRes::Granted(_) = res {
-            self.save(inner);
+            self.save(inner, Touched::reservations());
         }
         (res, fd)
     }
@@ -84,7 +84,7 @@ impl Service {
         match inner.alloc.release(args, &light_caller(peer)) {
             Ok(lease) => {
                 let ticket = shared.with_engine_durable(|e| unregister(e, &lease)).1;
-                self.save(inner);
+                self.save(inner, Touched::leases(vec![lease.id]));
                 (PaStatus::OK, ticket)
             }
             Err(status) => (status, None),
@@ -110,7 +110,7 @@ impl Service {
                         );
                     }
                 }
-                self.save(inner);
+                self.save(inner, Touched::reservations());
                 PaStatus::OK
             }
             Err(status) => status,

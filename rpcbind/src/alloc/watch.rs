@@ -22,7 +22,7 @@ use proto::alloc::Socktype;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::{now, peer, unregister, Service};
+use super::{now, peer, unregister, Service, Touched};
 use crate::server::Shared;
 
 /// How often leases, unwatched owners and unheld reservations are
@@ -76,10 +76,11 @@ impl Service {
         {
             let mut inner = self.lock();
             inner.watched.remove(&pid);
-            if inner.alloc.on_process_gone(pid).is_empty() {
+            let orphaned = inner.alloc.on_process_gone(pid);
+            if orphaned.is_empty() {
                 return;
             }
-            self.save(inner);
+            self.save(inner, Touched::leases(orphaned));
         }
         self.sweep_leases(shared, false);
     }
@@ -151,7 +152,7 @@ impl Service {
             dead.extend(gone);
             inner.suspects = next;
         }
-        let mut ended = 0;
+        let mut ended = Vec::new();
         for id in dead {
             if let Some(lease) = inner.alloc.end_lease(id) {
                 shared.with_engine(|e| unregister(e, &lease));
@@ -162,11 +163,11 @@ impl Service {
                         "lease {id} of pid {pid} ended: {port}/{socktype} bound by nobody at two checks"
                     ),
                 }
-                ended += 1;
+                ended.push(id);
             }
         }
-        if ended > 0 {
-            self.save(inner);
+        if !ended.is_empty() {
+            self.save(inner, Touched::leases(ended));
         }
     }
 }
