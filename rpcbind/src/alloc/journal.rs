@@ -213,12 +213,21 @@ impl Writer {
     }
 }
 
+/// Opens (creating) the journal; its directory entry is made durable
+/// too, or a power cut could lose a journal whose records were synced.
 fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .open(path)
+        .open(path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(file)
 }
 
 #[cfg(test)]
