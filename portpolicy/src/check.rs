@@ -244,7 +244,9 @@ pub fn findings(
             });
             if !held {
                 out.push(Finding {
-                    severity: Severity::Problem,
+                    // A daemon binding an nfs.conf port may rightly not run
+                    // (mountd on a client, sm-notify between reboots).
+                    severity: if r.nfs_conf.is_some() { Severity::Note } else { Severity::Problem },
                     kind: "reservation-not-held",
                     what: format!("reservation {:?} ({}/{proto}) is not held by anyone", r.name, r.port),
                     todo: match &r.nfs_conf {
