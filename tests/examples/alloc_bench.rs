@@ -68,9 +68,12 @@ fn main() {
         (start.elapsed(), lat)
     });
     let rss_after = rss_kib(pid);
-    let state = std::fs::metadata(ns.host_path("/run/portalloc/pa.state")).map_or(0, |m| m.len());
-    // The state file grows with the leases and is written before each
-    // reply: the first and last thousand show what that costs.
+    let size = |p: &str| std::fs::metadata(ns.host_path(p)).map_or(0, |m| m.len());
+    let state = size("/run/portalloc/pa.state");
+    let journal = size("/run/portalloc/pa.state.journal");
+    // Each change is a journal record; the snapshot is rewritten when the
+    // journal outgrows it: the first and last thousand show whether the
+    // cost grows with the leases.
     let median = |v: &[Duration]| {
         let mut v = v.to_vec();
         v.sort();
@@ -94,7 +97,7 @@ fn main() {
     );
     println!("p50 of the first {k}: {early:?}, of the last {k}: {late:?}");
     println!("daemon RSS: {rss_before} KiB before, {rss_after} KiB with {n} leases");
-    println!("state file: {state} bytes");
+    println!("state: snapshot {state} bytes, journal {journal} bytes");
 }
 
 /// `count` allocations over one connection; the latency of each.
