@@ -97,8 +97,7 @@ fn exec_hands_the_socket_to_the_command_as_fd_3_with_listen_env() {
         (AllocRes::Granted(grant).to_xdr(), fd.take())
     }));
     let script = r#"echo "$LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES $PORTALLOC_PORT $PORTALLOC_LEASE"
-stat -L -c %i /proc/$$/fd/3
-ls /proc/$$/fd | tr '\n' ' '"#;
+stat -L -c %i /proc/$$/fd/3"#;
     let out = portpolicy(
         &socket,
         &[
@@ -125,27 +124,70 @@ ls /proc/$$/fd | tr '\n' ' '"#;
         inode.to_string(),
         "fd 3 is the socket the server passed"
     );
-    // The descriptors the command would inherit without portpolicy (the
-    // test harness may pass some), plus 3.
-    let baseline = Command::new("sh")
-        .args(["-c", "ls /proc/$$/fd | tr '\\n' ' '"])
-        .output()
-        .unwrap();
-    let mut expected: Vec<String> = text(&baseline.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    expected.push("3".into());
-    expected.sort();
-    expected.dedup();
-    let mut got: Vec<String> = lines[2].split_whitespace().map(String::from).collect();
-    got.sort();
-    assert_eq!(got, expected, "only fd 3 is added");
     assert!(text(&out.stderr).contains(&format!("{port}/tcp (lease 12) as fd 3 for sh")));
     let seen = server.join().unwrap();
     assert_eq!(seen[0].0, PA_ALLOC.0);
     let args = AllocArgs::pool(Family::Inet, Socktype::Stream).register(100_024, 1);
     assert_eq!(AllocArgs::from_xdr(&seen[0].1), Ok(args));
+}
+
+/// The descriptors of a running process, read from outside (a listing
+/// from inside would show its own directory or pipe descriptors).
+fn fds_of(child: &std::process::Child) -> Vec<String> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let exe = format!("/proc/{}/exe", child.id());
+    // Wait until the process is `sleep` (portpolicy has exec'd it).
+    while !std::fs::read_link(&exe).is_ok_and(|p| p.ends_with("sleep")) {
+        assert!(std::time::Instant::now() < end, "no exec of sleep");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn exec_adds_only_fd_3() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut fd = Some(OwnedFd::from(listener));
+    let (socket, server) = serve(Box::new(move |_| {
+        let grant = Grant {
+            port: u32::from(port),
+            lease_id: 1,
+        };
+        (AllocRes::Granted(grant).to_xdr(), fd.take())
+    }));
+    let spawn = |cmd: &mut Command| {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // What a command inherits without portpolicy (the test runner may pass
+    // some descriptors), then with it.
+    let mut plain = spawn(Command::new("sleep").arg("5"));
+    let mut wrapped = spawn(
+        Command::new(env!("CARGO_BIN_EXE_portpolicy"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["exec", "--pool", "--tcp", "--", "sleep", "5"]),
+    );
+    let mut expected = fds_of(&plain);
+    expected.push("3".into());
+    expected.sort();
+    expected.dedup();
+    let got = fds_of(&wrapped);
+    for c in [&mut plain, &mut wrapped] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    server.join().unwrap();
+    assert_eq!(got, expected, "only fd 3 is added");
 }
 
 #[test]
