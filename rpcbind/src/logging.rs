@@ -10,9 +10,10 @@ use std::sync::Mutex;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::Layer;
 
 use crate::calllog;
 
@@ -29,8 +30,7 @@ pub enum Sink {
 
 /// Installs the global subscriber. Call once, before any thread starts.
 pub fn init(foreground: bool, debug: bool) -> Sink {
-    let default = if debug { "debug" } else { "info" };
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = || level_filter(std::env::var("RUST_LOG").ok().as_deref(), debug);
     let registry = tracing_subscriber::registry();
     if !foreground {
         if let Ok(journald) = tracing_journald::layer() {
@@ -56,6 +56,17 @@ pub fn init(foreground: bool, debug: bool) -> Sink {
         .without_time();
     let _ = registry.with(stderr.with_filter(filter())).try_init();
     Sink::Stderr
+}
+
+/// `RUST_LOG` as `level` or `target=level,...` directives (tracing's
+/// `Targets` syntax: plain prefixes, no regular expressions, which keeps
+/// a regex engine out of the daemon), else INFO, or DEBUG with `-d`. An
+/// unreadable `RUST_LOG` is ignored, as a missing one.
+fn level_filter(rust_log: Option<&str>, debug: bool) -> Targets {
+    let default = if debug { Level::DEBUG } else { Level::INFO };
+    rust_log
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(default))
 }
 
 /// Sends each event as one RFC 3164 datagram to `/dev/log`.
@@ -139,6 +150,21 @@ impl<S: Subscriber> Layer<S> for SyslogLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_overrides_the_level() {
+        let info = level_filter(None, false);
+        assert!(info.would_enable("rpcbind::server", &Level::INFO));
+        assert!(!info.would_enable("rpcbind::server", &Level::DEBUG));
+        assert!(level_filter(None, true).would_enable("rpcbind::server", &Level::DEBUG));
+        let trace = level_filter(Some("trace"), false);
+        assert!(trace.would_enable("rpcbind::server", &Level::TRACE));
+        let one = level_filter(Some("warn,rpcbind::alloc=debug"), false);
+        assert!(one.would_enable("rpcbind::alloc::dispatch", &Level::DEBUG));
+        assert!(!one.would_enable("rpcbind::server", &Level::INFO));
+        let bad = level_filter(Some("=:nonsense="), true);
+        assert!(bad.would_enable("rpcbind::server", &Level::DEBUG));
+    }
 
     #[test]
     fn frames_follow_rfc3164_with_c_facilities() {

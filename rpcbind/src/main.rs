@@ -147,7 +147,7 @@ fn run(
         shared = shared.with_warmstart(p);
     }
     let shared = Arc::new(shared);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;

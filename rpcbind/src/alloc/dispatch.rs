@@ -57,15 +57,10 @@ impl Conn {
     }
 
     fn handle_with_ticket(&self, record: &[u8]) -> Option<(AllocReply, Option<u64>)> {
-        // Binding, /proc and the fsync of the state block: on the
-        // multi-threaded runtime, let the other tasks move to another
-        // worker meanwhile.
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| self.handle_now(record))
-            }
-            _ => self.handle_now(record),
-        }
+        // Binding, /proc and the fsync of the state block run inline: the
+        // daemon is one thread (like C), and each takes microseconds to a
+        // millisecond (see BENCHMARKS.md, allocation rates).
+        self.handle_now(record)
     }
 
     fn handle_now(&self, record: &[u8]) -> Option<(AllocReply, Option<u64>)> {
