@@ -11,7 +11,8 @@
 #   e.g. scripts/bench.sh --duration 1 --reps 3 --rows base,stress
 # Results (JSON and markdown) go to target/rpcbench/.
 # Environment: BENCH_SERVERS="ours c" (default: both, c only if installed),
-#              BENCH_TIMEOUT=290 (seconds allowed per server).
+#              BENCH_TIMEOUT=290 (seconds allowed per server),
+#              BENCH_OURS=path (another build of our daemon, to compare builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ OUT=target/rpcbench
 mkdir -p "$OUT"
 rm -f "$OUT/compare.md"
 BENCH="$PWD/target/release/rpcbench"
-OURS="$PWD/target/release/rpcbind"
+OURS=${BENCH_OURS:-"$PWD/target/release/rpcbind"}
 C=/usr/sbin/rpcbind
 SERVERS=${BENCH_SERVERS:-"ours c"}
 LIMIT=${BENCH_TIMEOUT:-290}
