@@ -31,7 +31,7 @@ Options:
   -a                       When debugging (-d), abort on internal errors
   -d                       Debug mode: log more (each call and each decision)
   -f                       Stay in the foreground and log to stderr (do not fork)
-  -h ADDR                  Answer UDP only on this address (repeatable); 127.0.0.1
+  -h <ADDR>                Answer UDP only on this address (repeatable); 127.0.0.1
                            and ::1 are added. TCP and the local socket are unaffected
   -i                       Insecure mode: accept SET and UNSET from any host
   -l                       Log every call in one line (caller, procedure, program)
@@ -41,17 +41,20 @@ Options:
   -w                       Warm start: restore the registrations saved in
                            /run/rpcbind, and keep every change durable there
                            before answering it
-      --udp-reply-factor N A UDP reply to a non-local client is at most N times
+      --udp-reply-factor <N>
+                           A UDP reply to a non-local client is at most N times
                            the size of its request; larger ones become SYSTEM_ERR
                            (0: no cap) [default: 1]
-      --reap-interval SECS Remove a registration whose port nobody has bound at
+      --reap-interval <SECS>
+                           Remove a registration whose port nobody has bound at
                            two checks SECS seconds apart (0: never) [default: 0]
-      --policy-config PATH Allocation service: read this portpolicy config file
+      --policy-config <PATH>
+                           Allocation service: read this portpolicy config file
                            only (instead of /etc/portpolicy.toml and
                            /etc/portpolicy.d)
-      --alloc-state PATH   Allocation service: where its leases and reservations
+      --alloc-state <PATH> Allocation service: where its leases and reservations
                            are saved (default /var/lib/rpcbind/portalloc.state)
-      --alloc-sweep MS     Allocation service: check leases every MS
+      --alloc-sweep <MS>   Allocation service: check leases every MS
                            milliseconds (at least 10; default 2000)
       --help               Print this help and exit
       --version            Print the version and exit
