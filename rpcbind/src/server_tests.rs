@@ -200,6 +200,57 @@ fn a_client_that_never_reads_is_dropped_and_udp_keeps_going() {
 }
 
 #[test]
+fn an_idle_connection_closes_after_the_idle_limit_and_a_busy_one_stays() {
+    let cfg = ServeConfig {
+        stream: StreamLimits {
+            idle: Duration::from_millis(400),
+            write_stall: Duration::from_millis(200),
+            ..StreamLimits::default()
+        },
+        ..ServeConfig::default()
+    };
+    let h = start("idle", cfg);
+    let mut quiet = TcpStream::connect(h.tcp).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut busy = TcpStream::connect(h.tcp).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let started = std::time::Instant::now();
+    // The busy one calls every 100 ms for 1.2 s, three idle limits.
+    for xid in 0..12 {
+        busy.write_all(&record(&call(xid, 2, 0, &[]))).unwrap();
+        assert_eq!(
+            read_record(&mut busy).map(|r| word(&r, 0)),
+            Some(xid),
+            "busy connection dropped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut buf = [0u8; 4];
+    assert!(
+        matches!(quiet.read(&mut buf), Ok(0) | Err(_)),
+        "idle connection still open"
+    );
+    // A fresh idle connection closes at the limit (the timer checks at
+    // least every write-stall period), not at some later check-up.
+    let quiet_started = TcpStream::connect(h.tcp).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut q = quiet_started;
+    q.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    assert!(
+        matches!(q.read(&mut buf), Ok(0)),
+        "idle connection not closed"
+    );
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(2),
+        "closed after {took:?} (idle limit 400 ms)"
+    );
+    assert!(started.elapsed() > Duration::from_millis(1200));
+}
+
+#[test]
 fn full_table_closes_the_longest_idle_connection() {
     let cfg = ServeConfig {
         max_tcp_connections: 2,

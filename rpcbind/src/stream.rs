@@ -233,6 +233,16 @@ where
     let mut rbuf = vec![0u8; READ_CHUNK];
     let mut eof = false;
     let mut last_progress = Instant::now();
+    // One timer and one eviction wait for the connection's life, instead
+    // of a timer armed and cancelled (and a waiter queued) for every turn
+    // of the loop, which was measurable per call on a busy stream. The
+    // timer is a check-up: it fires at the latest every `checkup` and
+    // compares the real deadline then (see the `timer` branch).
+    let checkup = limits.write_stall.min(limits.idle);
+    let timer = sleep_until(last_progress + checkup);
+    tokio::pin!(timer);
+    let evicted = guard.slot.evicted();
+    tokio::pin!(evicted);
     loop {
         while out.len() < limits.max_queued {
             let Some(record) = records.pop() else { break };
@@ -266,6 +276,13 @@ where
             } else {
                 limits.idle
             };
+        // After fresh progress the timer (set at most `checkup` after an
+        // earlier moment) is due before `deadline`; only a deadline that
+        // moved earlier, as when replies start waiting long after the
+        // last progress, needs it re-armed.
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             r = rd.read(&mut rbuf), if reading => match r {
                 Ok(0) => eof = true,
@@ -293,10 +310,14 @@ where
                 }
                 Err(e) => return End::Io(e),
             },
-            () = sleep_until(deadline) => {
-                return if writing { End::WriteStall } else { End::Idle };
+            () = &mut timer => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return if writing { End::WriteStall } else { End::Idle };
+                }
+                timer.as_mut().reset(deadline.min(now + checkup));
             }
-            () = guard.slot.evicted() => return End::Evicted,
+            () = &mut evicted => return End::Evicted,
         }
     }
 }
