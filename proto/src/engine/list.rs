@@ -3,16 +3,44 @@
 //! iteration follows list order (the order C rpcbind's linked lists keep,
 //! which DUMP shows). No I/O.
 
-/// The id of an entry; stable until the entry is removed. 32 bits: the
-/// links of every node are ids, and a table of 2^32 entries (hundreds of
-/// GB) is out of reach anyway.
+use std::num::NonZeroU32;
+
+/// The id of an entry; stable until the entry is removed. Below
+/// [`MAX_IDS`]: the registry's groups keep an id or a side-slab slot in
+/// one `u32` and tell them apart by the top bit.
 pub(crate) type Id = u32;
+
+/// One more than the largest id a list hands out (2^31 entries: tens of
+/// GB of slots, out of reach anyway).
+pub(crate) const MAX_IDS: u32 = 1 << 31;
+
+/// A link to a neighbour: the id plus one, or `u32::MAX` for none. Four
+/// bytes where `Option<Id>` takes eight, and it leaves 0 free, so a free
+/// slot (`Option<Node<T>>::None`) costs no discriminant either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link(NonZeroU32);
+
+impl Link {
+    const NONE: Link = Link(NonZeroU32::MAX);
+
+    /// `id` is below [`MAX_IDS`], so `id + 1` is neither 0 nor the
+    /// `NONE` marker.
+    fn to(id: Id) -> Link {
+        NonZeroU32::new(id.wrapping_add(1))
+            .filter(|_| id < MAX_IDS)
+            .map_or(Link::NONE, Link)
+    }
+
+    fn get(self) -> Option<Id> {
+        (self != Link::NONE).then(|| self.0.get() - 1)
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Node<T> {
     value: T,
-    prev: Option<Id>,
-    next: Option<Id>,
+    prev: Link,
+    next: Link,
 }
 
 /// A linked list in a slab.
@@ -51,7 +79,9 @@ impl<T> OrderedList<T> {
                 id
             }
             None => {
-                let id = Id::try_from(self.slots.len()).ok()?;
+                let id = Id::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&id| id < MAX_IDS)?;
                 self.slots.push(Some(node));
                 id
             }
@@ -69,11 +99,11 @@ impl<T> OrderedList<T> {
         let prev = self.tail;
         let id = self.alloc(Node {
             value,
-            prev,
-            next: None,
+            prev: prev.map_or(Link::NONE, Link::to),
+            next: Link::NONE,
         })?;
         match prev.and_then(|p| self.node_mut(p)) {
-            Some(p) => p.next = Some(id),
+            Some(p) => p.next = Link::to(id),
             None => self.head = Some(id),
         }
         self.tail = Some(id);
@@ -85,11 +115,11 @@ impl<T> OrderedList<T> {
         let next = self.head;
         let id = self.alloc(Node {
             value,
-            prev: None,
-            next,
+            prev: Link::NONE,
+            next: next.map_or(Link::NONE, Link::to),
         })?;
         match next.and_then(|n| self.node_mut(n)) {
-            Some(n) => n.prev = Some(id),
+            Some(n) => n.prev = Link::to(id),
             None => self.tail = Some(id),
         }
         self.head = Some(id);
@@ -99,13 +129,14 @@ impl<T> OrderedList<T> {
     /// Removes the entry `id`, if present.
     pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
         let node = self.slots.get_mut(id as usize)?.take()?;
-        match node.prev.and_then(|p| self.node_mut(p)) {
+        let (prev, next) = (node.prev.get(), node.next.get());
+        match prev.and_then(|p| self.node_mut(p)) {
             Some(p) => p.next = node.next,
-            None => self.head = node.next,
+            None => self.head = next,
         }
-        match node.next.and_then(|n| self.node_mut(n)) {
+        match next.and_then(|n| self.node_mut(n)) {
             Some(n) => n.prev = node.prev,
-            None => self.tail = node.prev,
+            None => self.tail = prev,
         }
         self.free.push(id);
         self.len -= 1;
@@ -137,7 +168,7 @@ impl<'a, T> Iterator for Iter<'a, T> {
 
     fn next(&mut self) -> Option<&'a T> {
         let node = self.list.slots.get(self.cursor? as usize)?.as_ref()?;
-        self.cursor = node.next;
+        self.cursor = node.next.get();
         Some(&node.value)
     }
 }
@@ -162,5 +193,14 @@ mod tests {
         assert_eq!(l.iter().count(), 0);
         l.push_back("d");
         assert_eq!(l.iter().copied().collect::<Vec<_>>(), ["d"]);
+    }
+
+    #[test]
+    fn links_cost_four_bytes_and_a_free_slot_nothing() {
+        assert_eq!(Link::to(0).get(), Some(0));
+        assert_eq!(Link::to(MAX_IDS - 1).get(), Some(MAX_IDS - 1));
+        assert_eq!(Link::to(MAX_IDS).get(), None);
+        assert_eq!(Link::NONE.get(), None);
+        assert_eq!(std::mem::size_of::<Option<Node<[u32; 4]>>>(), 24);
     }
 }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::list::{Id, OrderedList};
+use super::list::{Id, OrderedList, MAX_IDS};
 
 mod changes;
 mod groups;
@@ -359,7 +359,7 @@ impl Registry {
         } else {
             self.rpcb.push_back(reg)
         };
-        // None: all 2^32 ids taken, which memory runs out long before.
+        // None: all 2^31 ids taken, which memory runs out long before.
         let Some(id) = id else {
             return;
         };

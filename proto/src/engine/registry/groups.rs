@@ -1,5 +1,5 @@
 //! Ids grouped under one key of the registry's indexes, in list order,
-//! sized for the common case of one id per key: a key costs 8 bytes of
+//! sized for the common case of one id per key: a key costs 4 bytes of
 //! value, and only a key with several ids owns a `Vec` (in a side slab).
 //! No I/O.
 
@@ -7,14 +7,38 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use super::Id;
+use super::{Id, MAX_IDS};
 
-/// The ids under one key: the id itself, or the slot of the side slab
-/// holding two or more.
-#[derive(Clone, Copy, Debug)]
-enum Ids {
+/// The ids under one key in one `u32`: the id itself (list ids are below
+/// [`MAX_IDS`], 2^31), or, with the top bit set, the slot of the side slab
+/// holding two or more (there are fewer such groups than ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ids(u32);
+
+/// The variants of [`Ids`], unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unpacked {
     One(Id),
     Many(u32),
+}
+
+impl Ids {
+    /// `None` for an id at or above [`MAX_IDS`], which lists never hand out.
+    fn one(id: Id) -> Option<Ids> {
+        (id < MAX_IDS).then_some(Ids(id))
+    }
+
+    fn many(slot: u32) -> Option<Ids> {
+        (slot < MAX_IDS).then_some(Ids(slot | MAX_IDS))
+    }
+
+    fn unpack(self) -> Unpacked {
+        if self.0 & MAX_IDS == 0 {
+            Unpacked::One(self.0)
+        } else {
+            Unpacked::Many(self.0 & !MAX_IDS)
+        }
+    }
 }
 
 /// Ids grouped under one key, kept in list order.
@@ -39,9 +63,11 @@ impl<K> Default for Groups<K> {
 impl<K: Hash + Eq> Groups<K> {
     /// The ids under `key` in list order, if any.
     pub(super) fn get(&self, key: &K) -> Option<&[Id]> {
-        match self.map.get(key)? {
-            Ids::One(id) => Some(std::slice::from_ref(id)),
-            Ids::Many(slot) => self.many.get(*slot as usize).map(Vec::as_slice),
+        let ids = self.map.get(key)?;
+        match ids.unpack() {
+            // The id is the whole `u32`: borrow it as a one-id slice.
+            Unpacked::One(_) => Some(std::slice::from_ref(&ids.0)),
+            Unpacked::Many(slot) => self.many.get(slot as usize).map(Vec::as_slice),
         }
     }
 
@@ -50,8 +76,10 @@ impl<K: Hash + Eq> Groups<K> {
             *self.many.get_mut(slot as usize)? = ids;
             return Some(slot);
         }
-        // Fewer groups than list entries, whose ids are 32 bits.
-        let slot = u32::try_from(self.many.len()).ok()?;
+        // Fewer groups than list entries, whose ids are below 2^31.
+        let slot = u32::try_from(self.many.len())
+            .ok()
+            .filter(|&s| s < MAX_IDS)?;
         self.many.push(ids);
         Some(slot)
     }
@@ -68,19 +96,21 @@ impl<K: Hash + Eq> Groups<K> {
 pub(super) fn group_add<K: Hash + Eq>(g: &mut Groups<K>, key: K, id: Id, front: bool) {
     let ids = match g.map.get(&key) {
         None => {
-            g.map.insert(key, Ids::One(id));
+            if let Some(one) = Ids::one(id) {
+                g.map.insert(key, one);
+            }
             return;
         }
         Some(&ids) => ids,
     };
-    match ids {
-        Ids::One(old) => {
+    match ids.unpack() {
+        Unpacked::One(old) => {
             let pair = if front { vec![id, old] } else { vec![old, id] };
-            if let Some(slot) = g.new_slot(pair) {
-                g.map.insert(key, Ids::Many(slot));
+            if let Some(many) = g.new_slot(pair).and_then(Ids::many) {
+                g.map.insert(key, many);
             }
         }
-        Ids::Many(slot) => {
+        Unpacked::Many(slot) => {
             if let Some(v) = g.many.get_mut(slot as usize) {
                 if front {
                     v.insert(0, id);
@@ -97,12 +127,12 @@ pub(super) fn group_remove<K: Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
     let Entry::Occupied(mut e) = g.map.entry(key) else {
         return;
     };
-    match *e.get() {
-        Ids::One(x) if x == id => {
+    match e.get().unpack() {
+        Unpacked::One(x) if x == id => {
             e.remove();
         }
-        Ids::One(_) => {}
-        Ids::Many(slot) => {
+        Unpacked::One(_) => {}
+        Unpacked::Many(slot) => {
             let Some(v) = g.many.get_mut(slot as usize) else {
                 return;
             };
@@ -111,9 +141,12 @@ pub(super) fn group_remove<K: Hash + Eq>(g: &mut Groups<K>, key: K, id: Id) {
                 [] => {
                     e.remove();
                 }
-                [one] => {
-                    e.insert(Ids::One(one));
-                }
+                [one] => match Ids::one(one) {
+                    Some(one) => {
+                        e.insert(one);
+                    }
+                    None => return,
+                },
                 _ => return,
             }
             g.free_slot(slot);
@@ -136,13 +169,15 @@ mod tests {
         group_remove(&mut g, 1, 10);
         assert_eq!(g.get(&1), Some(&[9, 11][..]));
         group_remove(&mut g, 1, 9);
-        assert!(matches!(g.map[&1], Ids::One(11)));
+        assert_eq!(g.map[&1].unpack(), Unpacked::One(11));
         assert_eq!(g.free, [0], "the slot of key 1 is free again");
         group_add(&mut g, 2, 21, true);
         assert_eq!(g.get(&2), Some(&[21, 20][..]));
         assert_eq!(g.free, [] as [u32; 0], "and reused");
         group_remove(&mut g, 1, 11);
         assert_eq!(g.get(&1), None);
-        assert_eq!(std::mem::size_of::<Ids>(), 8);
+        assert_eq!(std::mem::size_of::<Ids>(), 4);
+        assert_eq!(Ids::many(3).map(Ids::unpack), Some(Unpacked::Many(3)));
+        assert_eq!(Ids::one(MAX_IDS), None);
     }
 }
