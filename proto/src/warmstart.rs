@@ -20,7 +20,7 @@
 //! checksum ends the journal (a write the crash interrupted, never
 //! acknowledged).
 
-use crate::engine::{Change, PmapEntry, Registration};
+use crate::engine::{Change, PmapEntry, Registration, RegistrationRef};
 use crate::rpc::{Program, Version};
 use crate::rpcb::{Mapping, Rpcb};
 use crate::xdr::{Decode, Encode, XdrError, XdrReader, XdrWriter};
@@ -50,14 +50,27 @@ pub enum StateError {
 }
 
 /// `xdr_rpcblist_ptr` of these entries: the bytes of `rpcbind.xdr`.
-pub fn encode_rpcb_file<'a>(entries: impl IntoIterator<Item = &'a Registration>) -> Vec<u8> {
+/// Takes the registry's [`RegistrationRef`]s or `&Registration`s.
+pub fn encode_rpcb_file<'a, R: Into<RegistrationRef<'a>>>(
+    entries: impl IntoIterator<Item = R>,
+) -> Vec<u8> {
     let mut w = XdrWriter::new();
     for reg in entries {
         w.put_bool(true);
-        Rpcb::from(reg.clone()).encode(&mut w);
+        encode_rpcb(reg.into(), &mut w);
     }
     w.put_bool(false);
     w.into_bytes()
+}
+
+/// `xdr_rpcb` (as `Rpcb::encode`) straight from the borrowed fields: no
+/// copy of the strings per entry.
+fn encode_rpcb(reg: RegistrationRef<'_>, w: &mut XdrWriter) {
+    reg.program.encode(w);
+    reg.version.encode(w);
+    w.put_string(reg.netid);
+    w.put_string(reg.addr);
+    w.put_string(reg.owner);
 }
 
 /// `xdr_pmaplist_ptr` of these mappings: the bytes of `portmap.xdr`.
@@ -135,7 +148,7 @@ fn encode_change(c: &Change, w: &mut XdrWriter) {
         Change::RpcbAdd { reg, front } => {
             w.put_u32(TAG_RPCB_ADD);
             w.put_bool(*front);
-            Rpcb::from(reg.clone()).encode(w);
+            encode_rpcb(reg.into(), w);
         }
         Change::RpcbRemove {
             program,
@@ -195,6 +208,12 @@ pub fn journal_record<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<
         w.put_bool(true);
         encode_change(c, &mut w);
     }
+    finish_record(w)
+}
+
+/// Ends the list of changes after the 12 bytes reserved for the record's
+/// length and checksum, and fills them in.
+fn finish_record(mut w: XdrWriter) -> Vec<u8> {
     w.put_bool(false);
     let mut v = w.into_bytes();
     let len = (v.len() - 12) as u32;
@@ -204,23 +223,31 @@ pub fn journal_record<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<
     v
 }
 
-/// The first record of a fresh journal: the whole state as additions.
-pub fn full_state_record<'a>(
-    rpcb: impl IntoIterator<Item = &'a Registration>,
+/// The first record of a fresh journal: the whole state as additions
+/// (the bytes of [`journal_record`] of `Change::RpcbAdd` and
+/// `Change::PmapAdd` entries, encoded from the borrowed entries).
+pub fn full_state_record<'a, R: Into<RegistrationRef<'a>>>(
+    rpcb: impl IntoIterator<Item = R>,
     pmap: impl IntoIterator<Item = &'a PmapEntry>,
 ) -> Vec<u8> {
-    let adds: Vec<Change> = rpcb
-        .into_iter()
-        .map(|reg| Change::RpcbAdd {
-            reg: reg.clone(),
-            front: false,
-        })
-        .chain(pmap.into_iter().map(|&entry| Change::PmapAdd {
-            entry,
-            front: false,
-        }))
-        .collect();
-    journal_record(&adds)
+    let mut w = XdrWriter::from_vec(vec![0; 12]);
+    for reg in rpcb {
+        w.put_bool(true);
+        w.put_u32(TAG_RPCB_ADD);
+        w.put_bool(false);
+        encode_rpcb(reg.into(), &mut w);
+    }
+    for &entry in pmap {
+        w.put_bool(true);
+        encode_change(
+            &Change::PmapAdd {
+                entry,
+                front: false,
+            },
+            &mut w,
+        );
+    }
+    finish_record(w)
 }
 
 /// A journal read back: its base hash, every change of its intact
@@ -378,6 +405,30 @@ mod tests {
             decode_rpcb_file(&long),
             Err(StateError::Trailing(4))
         ));
+    }
+
+    #[test]
+    fn the_full_state_record_is_the_record_of_its_additions() {
+        let mut r = Registry::new();
+        r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000");
+        r.set(Program(8), Version(2), "tcp6", "::.1.3", "superuser");
+        let adds: Vec<Change> = r
+            .iter()
+            .map(|e| Change::RpcbAdd {
+                reg: Registration::from(e),
+                front: false,
+            })
+            .chain(r.pmap_iter().map(|&entry| Change::PmapAdd {
+                entry,
+                front: false,
+            }))
+            .collect();
+        assert_eq!(adds.len(), 3);
+        let record = full_state_record(r.iter(), r.pmap_iter());
+        assert_eq!(record, journal_record(&adds));
+        let listed: Vec<Rpcb> = r.iter().map(Rpcb::from).collect();
+        let file = encode_rpcb_file(r.iter());
+        assert_eq!(file, crate::rpcb::Rpcblist(listed).to_xdr());
     }
 
     #[test]

@@ -180,7 +180,8 @@ proptest! {
                     prop_assert_eq!(reg.unset(Program(p), Version(v), n, o), model.unset(p, v, n, o));
                 }
                 Op::Find(p, v, n) => {
-                    prop_assert_eq!(reg.find_service(Program(p), Version(v), n), model.find_service(p, v, n));
+                    let got = reg.find_service(Program(p), Version(v), n).map(Registration::from);
+                    prop_assert_eq!(got.as_ref(), model.find_service(p, v, n));
                 }
                 Op::FindPmap(p, v, pr) => {
                     let got = reg.find_service_pmap(Program(p), Version(v), pr).map(|e| e.port);
@@ -191,9 +192,9 @@ proptest! {
                     prop_assert_eq!((lo.0, hi.0), model_range(&model, p, n));
                 }
             }
-            let listed: Vec<&Registration> = reg.iter().collect();
-            let modelled: Vec<&Registration> = model.rbl.iter().collect();
-            prop_assert_eq!(listed, modelled);
+            let listed: Vec<Registration> = reg.iter().map(Registration::from).collect();
+            let modelled: &Vec<Registration> = &model.rbl;
+            prop_assert_eq!(&listed, modelled);
             let pm: Vec<(u32, u32, u32, u32)> = reg.pmap_iter().map(|e| (e.program.0, e.version.0, e.protocol, e.port)).collect();
             prop_assert_eq!(&pm, &model.pml);
             prop_assert_eq!(reg.len(), model.rbl.len());

@@ -70,10 +70,10 @@ fn protocol_of(netid: &str) -> Option<Protocol> {
 pub fn check(reg: &mut Registry, bound: &Bound, suspects: &HashSet<Seen>) -> HashSet<Seen> {
     let mut unbound = HashSet::new();
     for r in reg.iter().filter(|r| r.program != Program::PORTMAP) {
-        let Some(protocol) = protocol_of(&r.netid) else {
+        let Some(protocol) = protocol_of(r.netid) else {
             continue;
         };
-        let Some(port) = proto::uaddr::parse_inet(&r.addr).map(|a| a.port()) else {
+        let Some(port) = proto::uaddr::parse_inet(r.addr).map(|a| a.port()) else {
             continue;
         };
         if port != 0 && !bound.contains(&(protocol, port)) {
@@ -81,7 +81,7 @@ pub fn check(reg: &mut Registry, bound: &Bound, suspects: &HashSet<Seen>) -> Has
                 program: r.program,
                 version: r.version,
                 netid: r.netid.to_string(),
-                addr: r.addr.clone(),
+                addr: r.addr.to_owned(),
             });
         }
     }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use proto::engine::{Change, Registry};
+use proto::engine::{Change, Registration, Registry};
 use proto::warmstart as ws;
 
 /// C's `RPCBIND_STATEDIR` in Debian's build.
@@ -326,8 +326,10 @@ impl Persister {
     /// the writer thread, which rewrites the C files when the journal has
     /// grown and writes what handlers left behind.
     pub fn start(dir: &Path, owner: Owner, registry: &Registry) -> io::Result<Persister> {
-        let mut replica =
-            Registry::from_lists(registry.iter().cloned(), registry.pmap_iter().copied());
+        let mut replica = Registry::from_lists(
+            registry.iter().map(Registration::from),
+            registry.pmap_iter().copied(),
+        );
         replica.take_changes();
         let files = Files::compact(dir, owner, &replica)?;
         let (durable, _) = tokio::sync::watch::channel(0);
@@ -534,7 +536,7 @@ mod tests {
         let p = Persister::start(&dir, None, &reg).unwrap();
         churn(&p, &mut reg, 10);
         p.shutdown();
-        let other = ws::encode_rpcb_file([]);
+        let other = ws::encode_rpcb_file(Registry::new().iter());
         std::fs::write(dir.join(RPCB_FILE), &other).unwrap();
         assert_eq!(load(&dir).unwrap().len(), 0);
         std::fs::write(dir.join(RPCB_FILE), &other[..2]).unwrap();

@@ -35,7 +35,7 @@ mod stats;
 
 pub use forward::{Forward, ForwardKind};
 pub use merge::Interface;
-pub use registry::{Change, PmapEntry, Registration, Registry};
+pub use registry::{Change, PmapEntry, Registration, RegistrationRef, Registry};
 pub use stats::STAT_LIST_CAP;
 
 use std::net::SocketAddr;

@@ -7,26 +7,38 @@
 //! Semantics follow rpcbind 1.2.6 `rpcb_svc_com.c` (`map_set`,
 //! `map_unset`, `find_service`, `add_pmaplist`, `del_pmaplist`) and
 //! `pmap_svc.c` (`find_service_pmap`); see `proto/RULES.md`.
+//!
+//! Memory: an RPCBIND entry is stored as a compact [`Row`] (netid and
+//! owner as ids into a table of the distinct names, the address inline
+//! when it fits in 24 bytes, as every IPv4 universal address does), and
+//! read through [`RegistrationRef`]; [`Registration`] is the owned form
+//! for warm start and the change log.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use super::list::{Id, OrderedList, MAX_IDS};
 
 mod changes;
 mod groups;
+mod names;
 use crate::rpc::{Program, Version};
 use crate::rpcb::{Mapping, Rpcb};
 pub use changes::Change;
 use groups::{group_add, group_remove, Groups};
+use names::{NameId, Names};
 
 /// `IPPROTO_TCP`, the PMAP v2 protocol number of `tcp`.
 pub const IPPROTO_TCP: u32 = 6;
 /// `IPPROTO_UDP`, the PMAP v2 protocol number of `udp`.
 pub const IPPROTO_UDP: u32 = 17;
 
-/// One RPCBIND registration (RFC 1833 `rpcb`).
+/// One RPCBIND registration (RFC 1833 `rpcb`), owned: what warm start
+/// reads and the change log records. The registry hands out
+/// [`RegistrationRef`]s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
     pub program: Program,
@@ -38,6 +50,57 @@ pub struct Registration {
     pub addr: String,
     /// `superuser`, a decimal uid, or `unknown` (shared like the netid).
     pub owner: Arc<str>,
+}
+
+/// One RPCBIND registration as the registry holds it, borrowed: what
+/// lookups and iteration return (no allocation per entry, so DUMP of a
+/// large table copies each field once, into the reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistrationRef<'a> {
+    pub program: Program,
+    pub version: Version,
+    /// The netid as registered (case kept).
+    pub netid: &'a str,
+    /// The universal address.
+    pub addr: &'a str,
+    /// `superuser`, a decimal uid, or `unknown`.
+    pub owner: &'a str,
+}
+
+impl<'a> From<&'a Registration> for RegistrationRef<'a> {
+    fn from(r: &'a Registration) -> Self {
+        RegistrationRef {
+            program: r.program,
+            version: r.version,
+            netid: &r.netid,
+            addr: &r.addr,
+            owner: &r.owner,
+        }
+    }
+}
+
+impl From<RegistrationRef<'_>> for Registration {
+    fn from(r: RegistrationRef<'_>) -> Self {
+        Registration {
+            program: r.program,
+            version: r.version,
+            netid: r.netid.into(),
+            addr: r.addr.to_owned(),
+            owner: r.owner.into(),
+        }
+    }
+}
+
+impl PartialEq<Registration> for RegistrationRef<'_> {
+    fn eq(&self, other: &Registration) -> bool {
+        *self == RegistrationRef::from(other)
+    }
+}
+
+impl PartialEq<&Registration> for RegistrationRef<'_> {
+    fn eq(&self, other: &&Registration) -> bool {
+        *self == RegistrationRef::from(*other)
+    }
 }
 
 /// One PMAP v2 mapping (RFC 1833 section 3, `mapping`).
@@ -58,6 +121,18 @@ impl From<Registration> for Rpcb {
             netid: r.netid.to_string(),
             addr: r.addr,
             owner: r.owner.to_string(),
+        }
+    }
+}
+
+impl From<RegistrationRef<'_>> for Rpcb {
+    fn from(r: RegistrationRef<'_>) -> Self {
+        Rpcb {
+            prog: r.program,
+            vers: r.version,
+            netid: r.netid.to_owned(),
+            addr: r.addr.to_owned(),
+            owner: r.owner.to_owned(),
         }
     }
 }
@@ -107,6 +182,30 @@ fn netid_key(netid: &str) -> Cow<'_, str> {
     }
 }
 
+/// An RPCBIND entry as stored: 40 bytes (48 with its list links) where a
+/// [`Registration`] takes 64 and a heap block for the address.
+#[derive(Clone, Debug)]
+struct Row {
+    program: Program,
+    version: Version,
+    /// Ids in [`Registry::names`]; the row holds one use of each.
+    netid: NameId,
+    owner: NameId,
+    /// Inline up to 24 bytes.
+    addr: CompactString,
+}
+
+/// `row` with its names looked up.
+fn view<'a>(names: &'a Names, row: &'a Row) -> RegistrationRef<'a> {
+    RegistrationRef {
+        program: row.program,
+        version: row.version,
+        netid: names.text(row.netid),
+        addr: &row.addr,
+        owner: names.text(row.owner),
+    }
+}
+
 /// The indexes of one (lowercase) netid.
 #[derive(Clone, Debug, Default)]
 struct NetidIndex {
@@ -119,7 +218,7 @@ struct NetidIndex {
 /// The registry of mappings; see the module documentation.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    rpcb: OrderedList<Registration>,
+    rpcb: OrderedList<Row>,
     by_netid: HashMap<Box<str>, NetidIndex>,
     /// (program, version) in list order: UNSET with an empty netid and
     /// GETADDRLIST.
@@ -131,9 +230,9 @@ pub struct Registry {
     /// empty netid looks in the (program, protocol) groups of each; a
     /// second index by (program, version) would cost ~30 bytes an entry).
     pmap_protocols: BTreeMap<u32, usize>,
-    /// The distinct netids and owners in use, shared by the entries (a
-    /// name leaves when its last entry does).
-    names: HashSet<Arc<str>>,
+    /// The distinct netids and owners in use (a name leaves when its last
+    /// entry does).
+    names: Names,
     /// Bumped by every change of the RPCBIND list.
     generation: u64,
     /// Every change since the last [`Registry::take_changes`], when
@@ -170,7 +269,7 @@ impl Registry {
         let mut reg = Registry::new();
         for r in rpcb {
             if reg.lookup(r.program, r.version, &r.netid).is_none() {
-                reg.insert_rpcb(r, false);
+                reg.insert_rpcb(r.program, r.version, &r.netid, &r.addr, &r.owner, false);
             }
         }
         for e in pmap {
@@ -187,8 +286,9 @@ impl Registry {
     }
 
     /// The RPCBIND registrations in DUMP order.
-    pub fn iter(&self) -> impl Iterator<Item = &Registration> + '_ {
-        self.rpcb.iter()
+    pub fn iter(&self) -> impl Iterator<Item = RegistrationRef<'_>> + '_ {
+        let names = &self.names;
+        self.rpcb.iter().map(move |row| view(names, row))
     }
 
     /// The PMAP v2 mappings in PMAP DUMP order.
@@ -201,6 +301,10 @@ impl Registry {
         self.pmap.len()
     }
 
+    fn get(&self, id: Id) -> Option<RegistrationRef<'_>> {
+        self.rpcb.get(id).map(|row| view(&self.names, row))
+    }
+
     /// C `find_service`: the entry for exactly (program, version, netid)
     /// if there is one, otherwise the last entry in list order for
     /// (program, netid) with any version.
@@ -209,18 +313,28 @@ impl Registry {
         program: Program,
         version: Version,
         netid: &str,
-    ) -> Option<&Registration> {
-        let index = self.by_netid.get(&*netid_key(netid))?;
-        if let Some(&id) = index.exact.get(&(program, version)) {
-            return self.rpcb.get(id);
+    ) -> Option<RegistrationRef<'_>> {
+        if let Some(id) = self.exact(program, version, netid) {
+            return self.get(id);
         }
-        self.rpcb.get(*index.by_prog.get(&program)?.last()?)
+        let index = self.by_netid.get(&*netid_key(netid))?;
+        self.get(*index.by_prog.get(&program)?.last()?)
     }
 
     /// The entry for exactly (program, version, netid).
-    pub fn lookup(&self, program: Program, version: Version, netid: &str) -> Option<&Registration> {
+    pub fn lookup(
+        &self,
+        program: Program,
+        version: Version,
+        netid: &str,
+    ) -> Option<RegistrationRef<'_>> {
+        self.get(self.exact(program, version, netid)?)
+    }
+
+    /// The id of the entry for exactly (program, version, netid).
+    fn exact(&self, program: Program, version: Version, netid: &str) -> Option<Id> {
         let index = self.by_netid.get(&*netid_key(netid))?;
-        self.rpcb.get(*index.exact.get(&(program, version))?)
+        index.exact.get(&(program, version)).copied()
     }
 
     /// C `find_versions`: the lowest and highest registered version of
@@ -232,12 +346,12 @@ impl Registry {
             .by_netid
             .get(&*netid_key(netid))
             .and_then(|i| i.by_prog.get(&program));
-        for reg in ids
+        for row in ids
             .into_iter()
             .flatten()
             .filter_map(|&id| self.rpcb.get(id))
         {
-            let v = reg.version.0;
+            let v = row.version.0;
             if low == 0 {
                 (low, high) = (v, v);
             } else if v < low {
@@ -254,12 +368,12 @@ impl Registry {
         &self,
         program: Program,
         version: Version,
-    ) -> impl Iterator<Item = &Registration> + '_ {
+    ) -> impl Iterator<Item = RegistrationRef<'_>> + '_ {
         self.by_prog_vers
             .get(&(program, version))
             .into_iter()
             .flatten()
-            .filter_map(|&id| self.rpcb.get(id))
+            .filter_map(|&id| self.get(id))
     }
 
     /// C `map_set`: adds the mapping at the end of the list unless
@@ -306,14 +420,7 @@ impl Registry {
         owner: &str,
         front: bool,
     ) {
-        let reg = Registration {
-            program,
-            version,
-            netid: self.intern(netid),
-            addr: addr.to_owned(),
-            owner: self.intern(owner),
-        };
-        self.insert_rpcb(reg, front);
+        self.insert_rpcb(program, version, netid, addr, owner, front);
         if let (Some(protocol), Some(port)) = (netid_to_protocol(netid), uaddr_port(addr)) {
             let entry = PmapEntry {
                 program,
@@ -325,50 +432,65 @@ impl Registry {
         }
     }
 
-    /// The shared copy of `name`, added to the table if new.
-    fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.names.get(name) {
-            return Arc::clone(shared);
-        }
-        let shared: Arc<str> = Arc::from(name);
-        self.names.insert(Arc::clone(&shared));
-        shared
-    }
-
-    /// Drops the table's copy of names no entry (nor recorded change)
-    /// holds any more.
-    fn release(&mut self, names: [Arc<str>; 2]) {
-        for name in names {
-            // This handle and the table's: nobody else.
-            if Arc::strong_count(&name) == 2 {
-                self.names.remove(&name);
-            }
-        }
-    }
-
     /// Adds one RPCBIND entry and its index entries (no PMAP mirror).
-    fn insert_rpcb(&mut self, mut reg: Registration, front: bool) {
-        let (program, version) = (reg.program, reg.version);
-        reg.netid = self.intern(&reg.netid);
-        reg.owner = self.intern(&reg.owner);
-        reg.addr.shrink_to_fit();
-        let key = netid_key(&reg.netid).into_owned().into_boxed_str();
-        let logged = self.changes.is_some().then(|| reg.clone());
+    fn insert_rpcb(
+        &mut self,
+        program: Program,
+        version: Version,
+        netid: &str,
+        addr: &str,
+        owner: &str,
+        front: bool,
+    ) {
+        let Some(netid_id) = self.names.acquire(netid) else {
+            return;
+        };
+        let Some(owner_id) = self.names.acquire(owner) else {
+            self.names.release(netid_id);
+            return;
+        };
+        let row = Row {
+            program,
+            version,
+            netid: netid_id,
+            owner: owner_id,
+            addr: CompactString::from(addr),
+        };
         let id = if front {
-            self.rpcb.push_front(reg)
+            self.rpcb.push_front(row)
         } else {
-            self.rpcb.push_back(reg)
+            self.rpcb.push_back(row)
         };
         // None: all 2^31 ids taken, which memory runs out long before.
         let Some(id) = id else {
+            self.names.release(netid_id);
+            self.names.release(owner_id);
             return;
         };
-        if let (Some(log), Some(reg)) = (&mut self.changes, logged) {
-            log.push(Change::RpcbAdd { reg, front });
+        if let Some(log) = &mut self.changes {
+            // The names' shared copies: the log's entries cost the address.
+            if let (Some(netid), Some(owner)) =
+                (self.names.shared(netid_id), self.names.shared(owner_id))
+            {
+                let reg = Registration {
+                    program,
+                    version,
+                    netid: Arc::clone(netid),
+                    addr: addr.to_owned(),
+                    owner: Arc::clone(owner),
+                };
+                log.push(Change::RpcbAdd { reg, front });
+            }
         }
-        let index = self.by_netid.entry(key).or_default();
-        index.exact.insert((program, version), id);
-        group_add(&mut index.by_prog, program, id, front);
+        let key = netid_key(netid);
+        if !self.by_netid.contains_key(&*key) {
+            let key = key.clone().into_owned().into_boxed_str();
+            self.by_netid.insert(key, NetidIndex::default());
+        }
+        if let Some(index) = self.by_netid.get_mut(&*key) {
+            index.exact.insert((program, version), id);
+            group_add(&mut index.by_prog, program, id, front);
+        }
         self.generation += 1;
         group_add(&mut self.by_prog_vers, (program, version), id, front);
     }
@@ -402,20 +524,20 @@ impl Registry {
     /// also when nothing matched. When something was removed, the PMAP
     /// mirror is cleaned as C's `del_pmaplist` does.
     pub fn unset(&mut self, program: Program, version: Version, netid: &str, owner: &str) -> bool {
-        let key = netid_key(netid);
         let candidates: Vec<Id> = match self.by_prog_vers.get(&(program, version)) {
             Some(ids) => ids.to_vec(),
             None => return true,
         };
         let mut removed = false;
         for id in candidates {
-            let Some(reg) = self.rpcb.get(id) else {
+            let Some(row) = self.rpcb.get(id) else {
                 continue;
             };
-            if !netid.is_empty() && netid_key(&reg.netid) != key {
+            let reg = view(&self.names, row);
+            if !netid.is_empty() && !reg.netid.eq_ignore_ascii_case(netid) {
                 continue;
             }
-            if owner != "superuser" && *reg.owner != *owner {
+            if owner != "superuser" && reg.owner != owner {
                 return false;
             }
             self.remove_rpcb(id);
@@ -428,26 +550,29 @@ impl Registry {
     }
 
     fn remove_rpcb(&mut self, id: Id) {
-        if let Some(reg) = self.rpcb.remove(id) {
-            if let Some(log) = &mut self.changes {
-                log.push(Change::RpcbRemove {
-                    program: reg.program,
-                    version: reg.version,
-                    netid: reg.netid.to_string(),
-                });
-            }
-            let key = netid_key(&reg.netid);
-            if let Some(index) = self.by_netid.get_mut(&*key) {
-                index.exact.remove(&(reg.program, reg.version));
-                group_remove(&mut index.by_prog, reg.program, id);
-                if index.exact.is_empty() {
-                    self.by_netid.remove(&*key);
-                }
-            }
-            self.generation += 1;
-            group_remove(&mut self.by_prog_vers, (reg.program, reg.version), id);
-            self.release([reg.netid, reg.owner]);
+        let Some(row) = self.rpcb.remove(id) else {
+            return;
+        };
+        let netid = self.names.text(row.netid);
+        if let Some(log) = &mut self.changes {
+            log.push(Change::RpcbRemove {
+                program: row.program,
+                version: row.version,
+                netid: netid.to_owned(),
+            });
         }
+        let key = netid_key(netid);
+        if let Some(index) = self.by_netid.get_mut(&*key) {
+            index.exact.remove(&(row.program, row.version));
+            group_remove(&mut index.by_prog, row.program, id);
+            if index.exact.is_empty() {
+                self.by_netid.remove(&*key);
+            }
+        }
+        self.generation += 1;
+        group_remove(&mut self.by_prog_vers, (row.program, row.version), id);
+        self.names.release(row.netid);
+        self.names.release(row.owner);
     }
 
     /// C `del_pmaplist`: the netid is compared exactly (`strcmp`), unlike

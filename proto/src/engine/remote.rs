@@ -103,7 +103,7 @@ impl Engine {
             return quiet(AcceptedReply::ProgMismatch { low, high });
         }
         let fam = family(ctx.transport);
-        let Some(uaddr) = merge(&self.interfaces, ctx, fam, &reg.addr, None) else {
+        let Some(uaddr) = merge(&self.interfaces, ctx, fam, reg.addr, None) else {
             return quiet(AcceptedReply::ProgUnavail);
         };
         let to = crate::uaddr::parse_inet_as(fam, &uaddr);

@@ -76,8 +76,8 @@ impl Engine {
         let hint = req.hint();
         let uaddr = match self.registry.find_service(req.prog, req.vers, netid) {
             Some(r) if any || r.version == req.vers => {
-                merge(&self.interfaces, ctx, family(ctx.transport), &r.addr, hint)
-                    .unwrap_or_else(|| r.addr.clone())
+                merge(&self.interfaces, ctx, family(ctx.transport), r.addr, hint)
+                    .unwrap_or_else(|| r.addr.to_owned())
             }
             _ => String::new(),
         };
@@ -99,13 +99,13 @@ impl Engine {
         let mut entries = Vec::new();
         let mut last = None;
         for r in self.registry.by_program_version(req.prog, req.vers) {
-            let Some(t) = self.transport_of(&r.netid) else {
+            let Some(t) = self.transport_of(r.netid) else {
                 return Outcome::NoReply;
             };
             if family(t) != fam {
                 continue;
             }
-            last = merge(&self.interfaces, ctx, fam, &r.addr, hint);
+            last = merge(&self.interfaces, ctx, fam, r.addr, hint);
             if let Some(maddr) = &last {
                 entries.push((maddr.clone(), t));
             }
@@ -128,9 +128,9 @@ impl Engine {
             w.put_bool(true);
             w.put_u32(r.program.0);
             w.put_u32(r.version.0);
-            w.put_string(&r.netid);
-            w.put_string(&r.addr);
-            w.put_string(&r.owner);
+            w.put_string(r.netid);
+            w.put_string(r.addr);
+            w.put_string(r.owner);
         }
         w.put_bool(false);
     }

@@ -3,7 +3,7 @@
 //! [`Registry::apply`] (the warm-start journal, `proto::warmstart`). No
 //! I/O.
 
-use super::{netid_key, PmapEntry, Registration, Registry};
+use super::{PmapEntry, Registration, Registry};
 use crate::rpc::{Program, Version};
 
 /// One change to the lists, in the order it happened: what a warm-start
@@ -45,7 +45,8 @@ impl Registry {
         match change {
             Change::RpcbAdd { reg, front } => {
                 if self.lookup(reg.program, reg.version, &reg.netid).is_none() {
-                    self.insert_rpcb(reg.clone(), *front);
+                    let (netid, addr, owner) = (&reg.netid, &reg.addr, &reg.owner);
+                    self.insert_rpcb(reg.program, reg.version, netid, addr, owner, *front);
                 }
             }
             Change::RpcbRemove {
@@ -53,11 +54,7 @@ impl Registry {
                 version,
                 netid,
             } => {
-                let id = self
-                    .by_netid
-                    .get(&*netid_key(netid))
-                    .and_then(|i| i.exact.get(&(*program, *version)).copied());
-                if let Some(id) = id {
+                if let Some(id) = self.exact(*program, *version, netid) {
                     self.remove_rpcb(id);
                 }
             }

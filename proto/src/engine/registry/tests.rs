@@ -14,7 +14,7 @@ fn from_lists_restores_both_lists_verbatim() {
         (1, 1),
         "the udp mapping is orphaned, as in C"
     );
-    let rpcb: Vec<Rpcb> = r.iter().cloned().map(Rpcb::from).collect();
+    let rpcb: Vec<Rpcb> = r.iter().map(Rpcb::from).collect();
     let pmap: Vec<Mapping> = r.pmap_iter().copied().map(Mapping::from).collect();
     let back = Registry::from_lists(
         rpcb.into_iter().map(Registration::from),
@@ -31,19 +31,40 @@ fn shares_names_and_forgets_them_with_their_last_entry() {
     let mut r = Registry::new();
     assert!(r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000"));
     assert!(r.set(Program(8), Version(1), "udp", "0.0.0.0.1.3", "1000"));
-    let a = r
-        .lookup(Program(7), Version(1), "udp")
-        .map(|e| e.netid.clone());
-    let b = r
-        .lookup(Program(8), Version(1), "UDP")
-        .map(|e| e.netid.clone());
-    assert!(matches!((&a, &b), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
-    drop((a, b));
+    let a = r.rpcb.iter().map(|row| (row.netid, row.owner)).next();
+    let b = r.rpcb.iter().map(|row| (row.netid, row.owner)).nth(1);
+    assert_eq!(a, b, "one id per distinct name");
     assert_eq!(r.names.len(), 2);
     assert!(r.unset(Program(7), Version(1), "udp", "1000"));
     assert_eq!(r.names.len(), 2, "program 8 still uses both");
     assert!(r.unset(Program(8), Version(1), "udp", "superuser"));
-    assert!(r.names.is_empty());
+    assert_eq!(r.names.len(), 0);
+}
+
+#[test]
+fn exact_lookups_compare_netids_case_insensitively_among_a_programs_netids() {
+    let mut r = Registry::new();
+    for netid in ["udp", "TCP", "udp6", "local"] {
+        assert!(r.set(Program(7), Version(1), netid, "0.0.0.0.1.2", "1"));
+    }
+    let found = r.lookup(Program(7), Version(1), "tcp");
+    assert_eq!(found.map(|e| e.netid), Some("TCP"));
+    assert_eq!(r.lookup(Program(7), Version(1), "tcp6"), None);
+    assert!(!r.set(Program(7), Version(1), "Udp6", "::.1.2", "1"));
+    let netids: Vec<&str> = r
+        .by_program_version(Program(7), Version(1))
+        .map(|e| e.netid)
+        .collect();
+    assert_eq!(netids, ["udp", "TCP", "udp6", "local"]);
+}
+
+#[test]
+fn a_slot_is_small_and_an_ipv4_address_needs_no_heap_block() {
+    let mut r = Registry::new();
+    let widest = "255.255.255.255.255.255.255";
+    assert!(r.set(Program(7), Version(1), "udp", &widest[4..], "1"));
+    assert!(r.rpcb.iter().all(|row| !row.addr.is_heap_allocated()));
+    assert_eq!(std::mem::size_of::<Row>(), 40);
 }
 
 #[test]
