@@ -209,8 +209,6 @@ fn view<'a>(names: &'a Names, row: &'a Row) -> RegistrationRef<'a> {
 /// The indexes of one (lowercase) netid.
 #[derive(Clone, Debug, Default)]
 struct NetidIndex {
-    /// (program, version): at most one entry, since SET refuses a second.
-    exact: HashMap<(Program, Version), Id>,
     /// Per program, in list order: `find_service`'s version fallback.
     by_prog: Groups<Program>,
 }
@@ -220,8 +218,10 @@ struct NetidIndex {
 pub struct Registry {
     rpcb: OrderedList<Row>,
     by_netid: HashMap<Box<str>, NetidIndex>,
-    /// (program, version) in list order: UNSET with an empty netid and
-    /// GETADDRLIST.
+    /// (program, version) on every netid, in list order: the exact lookup
+    /// (the entries of one (program, version) are one per netid, a
+    /// handful, compared case-insensitively as C's `strcasecmp`), UNSET
+    /// and GETADDRLIST.
     by_prog_vers: Groups<(Program, Version)>,
     pmap: OrderedList<PmapEntry>,
     /// (program, protocol) in list order: `find_service_pmap`.
@@ -331,10 +331,18 @@ impl Registry {
         self.get(self.exact(program, version, netid)?)
     }
 
-    /// The id of the entry for exactly (program, version, netid).
+    /// The id of the entry for exactly (program, version, netid): one per
+    /// netid under (program, version), so a walk of a handful.
     fn exact(&self, program: Program, version: Version, netid: &str) -> Option<Id> {
-        let index = self.by_netid.get(&*netid_key(netid))?;
-        index.exact.get(&(program, version)).copied()
+        self.by_prog_vers
+            .get(&(program, version))?
+            .iter()
+            .copied()
+            .find(|&id| {
+                self.rpcb
+                    .get(id)
+                    .is_some_and(|row| self.names.text(row.netid).eq_ignore_ascii_case(netid))
+            })
     }
 
     /// C `find_versions`: the lowest and highest registered version of
@@ -488,7 +496,6 @@ impl Registry {
             self.by_netid.insert(key, NetidIndex::default());
         }
         if let Some(index) = self.by_netid.get_mut(&*key) {
-            index.exact.insert((program, version), id);
             group_add(&mut index.by_prog, program, id, front);
         }
         self.generation += 1;
@@ -563,9 +570,8 @@ impl Registry {
         }
         let key = netid_key(netid);
         if let Some(index) = self.by_netid.get_mut(&*key) {
-            index.exact.remove(&(row.program, row.version));
             group_remove(&mut index.by_prog, row.program, id);
-            if index.exact.is_empty() {
+            if index.by_prog.is_empty() {
                 self.by_netid.remove(&*key);
             }
         }

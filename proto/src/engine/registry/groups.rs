@@ -71,6 +71,11 @@ impl<K: Hash + Eq> Groups<K> {
         }
     }
 
+    /// Whether no key holds an id.
+    pub(super) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     fn new_slot(&mut self, ids: Vec<Id>) -> Option<u32> {
         if let Some(slot) = self.free.pop() {
             *self.many.get_mut(slot as usize)? = ids;
