@@ -6,7 +6,9 @@
 //!
 //! The engine sits behind a `std::sync::Mutex` taken only around
 //! `Engine::handle` (never across an `.await`), so UDP and TCP tasks share
-//! it without ever waiting on a slow peer. A panic inside the engine is
+//! it without ever waiting on a slow peer. With `-w` the warm-start writer
+//! thread also takes it, only while it encodes a snapshot of the registry
+//! (never while writing files). A panic inside the engine is
 //! caught and the request dropped (or the process aborted with `-a -d`),
 //! so no input stops the daemon serving others.
 
@@ -63,7 +65,9 @@ impl Default for ServeConfig {
 /// What every task shares: the engine and the logging switches.
 #[derive(Debug)]
 pub struct Shared {
-    engine: Mutex<Engine>,
+    /// Shared with the `-w` writer thread, which reads the registry from
+    /// here when it rewrites the state files (see `with_warmstart`).
+    engine: Arc<Mutex<Engine>>,
     calllog: Option<CallLog>,
     abort_on_error: bool,
     /// Reply bytes waiting in every connection's queue.
@@ -78,7 +82,7 @@ impl Shared {
     /// `calllog` enables the `-l` lines; `abort_on_error` is `-a -d`.
     pub fn new(engine: Engine, calllog: Option<CallLog>, abort_on_error: bool) -> Self {
         Shared {
-            engine: Mutex::new(engine),
+            engine: Arc::new(Mutex::new(engine)),
             calllog,
             abort_on_error,
             queued_replies: AtomicUsize::new(0),
@@ -127,14 +131,25 @@ impl Shared {
     }
 
     /// Every registry change will be on disk before its reply is sent.
+    /// The persister reads the live registry under the engine lock when
+    /// it rewrites the state files: every change is submitted under that
+    /// same lock (here and in `handle_now`), which is what makes its
+    /// snapshot consistent (see `warmstart`).
     pub fn with_warmstart(mut self, persister: crate::warmstart::Persister) -> Self {
+        let engine = Arc::clone(&self.engine);
+        persister.attach(Box::new(move |f| {
+            let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
+            f(engine.registry_mut());
+        }));
         self.warmstart = Some(persister);
         self
     }
 
     /// Writes the last changes and the state files (clean exit). Without
     /// `-w` the state files are written all the same, as C's `terminate`
-    /// does, so that a later `rpcbind -w` (ours or C's) finds them.
+    /// does, so that a later `rpcbind -w` (ours or C's) finds them. With
+    /// `-w` the writer thread rewrites them from the live registry, so
+    /// this must not be called with the engine locked.
     pub fn shutdown_warmstart(&self, owner: crate::warmstart::Owner) {
         match &self.warmstart {
             Some(p) => p.shutdown(),

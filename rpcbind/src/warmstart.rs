@@ -1,6 +1,7 @@
 //! Warm start (`-w`) that survives a crash. Does I/O: reads the state at
-//! start, then one writer thread makes every registry change durable
-//! before the request that made it is answered.
+//! start, then makes every registry change durable before the request
+//! that made it is answered. Owns the state files and the writer thread;
+//! the registry itself stays the engine's (no copy is kept here).
 //!
 //! Files, in C's place (`/run/rpcbind`): `rpcbind.xdr` and `portmap.xdr`
 //! in the C daemon's format (so switching to or from the C daemon keeps
@@ -12,6 +13,36 @@
 //! grown past the C files, they are rewritten (temporary file, fsync,
 //! rename, fsync of the directory) with a fresh journal.
 //!
+//! # Rewriting from the live registry
+//! The writer keeps no replica of the registry (that was a second copy of
+//! every registration; C keeps one): a rewrite (compaction) reads the
+//! engine's registry through the [`Source`] that `Shared` attaches. It is
+//! consistent because changes are submitted to the queue while the engine
+//! is locked (`Shared::with_engine_durable`, `Shared::handle`): while the
+//! engine lock is held, the registry is what the journal holds plus the
+//! changes still queued. A compaction
+//! 1. holds `state`, so no drain moves changes from the queue to the
+//!    journal meanwhile;
+//! 2. locks the engine, then the queue (the order every submitter uses;
+//!    nothing takes the engine while holding the queue);
+//! 3. takes the queued changes and notes `submitted`, the last ticket the
+//!    registry now reflects (and discards changes recorded but not yet
+//!    submitted: they are in the snapshot too);
+//! 4. encodes the C files and the full-state journal from the registry,
+//!    then lets the engine go (it is never held while writing or
+//!    syncing: requests go on, their changes queue for the next drain);
+//! 5. writes, syncs and renames the files;
+//! 6. publishes the noted ticket as durable.
+//!
+//! Nothing is lost: a change was either in the journal, or queued before
+//! step 3 (in the snapshot), or queued after it (appended to the fresh
+//! journal by the next drain, on top of the snapshot). No ticket is
+//! published before the files holding its changes are renamed and the
+//! directory synced. A request handler that finds `state` held while a
+//! compaction runs just waits for the ticket (it never takes the engine
+//! in [`Persister::wait`]); the final rewrite at shutdown is a compaction
+//! like any other.
+//!
 //! Start: the journal is used when its header names the C files beside it
 //! (or a compaction was cut short, leaving `*.tmp`); otherwise the C files
 //! are used (the C daemon wrote them), as C's `read_warmstart` does: both
@@ -22,10 +53,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
-use proto::engine::{Change, Registration, Registry};
+use proto::engine::{Change, Registry};
 use proto::warmstart as ws;
 
 /// C's `RPCBIND_STATEDIR` in Debian's build.
@@ -168,6 +200,53 @@ fn write_synced(path: &Path, bytes: &[u8], owner: Owner) -> io::Result<()> {
     f.sync_all()
 }
 
+/// The bytes of one whole state, encoded (under the engine lock, for a
+/// compaction) apart from being written (without it).
+struct Snapshot {
+    rpcb: Vec<u8>,
+    pmap: Vec<u8>,
+    /// Header naming `rpcb` and `pmap`, then the whole state as additions.
+    journal: Vec<u8>,
+}
+
+impl Snapshot {
+    fn encode(reg: &Registry) -> Snapshot {
+        let rpcb = ws::encode_rpcb_file(reg.iter());
+        let pmap = ws::encode_pmap_file(reg.pmap_iter());
+        let mut journal = ws::journal_header(ws::state_hash(&rpcb, &pmap));
+        journal.extend(ws::full_state_record(reg.iter(), reg.pmap_iter()));
+        Snapshot {
+            rpcb,
+            pmap,
+            journal,
+        }
+    }
+
+    /// Writes the C files and a fresh journal holding the whole state,
+    /// and opens that journal. The journal is renamed first: a crash
+    /// between the renames leaves `*.tmp` behind, which tells `load` to
+    /// trust the journal.
+    fn write(&self, dir: &Path, owner: Owner) -> io::Result<Files> {
+        let (rpcb_path, pmap_path) = (dir.join(RPCB_FILE), dir.join(PMAP_FILE));
+        let journal_path = dir.join(JOURNAL_FILE);
+        write_synced(&tmp(&rpcb_path), &self.rpcb, owner)?;
+        write_synced(&tmp(&pmap_path), &self.pmap, owner)?;
+        write_synced(&tmp(&journal_path), &self.journal, owner)?;
+        for p in [&journal_path, &rpcb_path, &pmap_path] {
+            std::fs::rename(tmp(p), p)?;
+        }
+        File::open(dir)?.sync_all()?;
+        let file = OpenOptions::new().append(true).open(&journal_path)?;
+        Ok(Files {
+            dir: dir.to_owned(),
+            owner,
+            journal: file,
+            journal_len: self.journal.len() as u64,
+            state_len: (self.rpcb.len() + self.pmap.len()) as u64,
+        })
+    }
+}
+
 /// The files of one state directory and the open journal.
 #[derive(Debug)]
 struct Files {
@@ -179,42 +258,30 @@ struct Files {
 }
 
 impl Files {
-    /// Rewrites the C files and starts a fresh journal holding the whole
-    /// state. The journal is renamed first: a crash between the renames
-    /// leaves `*.tmp` behind, which tells `load` to trust the journal.
+    /// Rewrites the C files and starts a fresh journal holding `reg`.
     fn compact(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<Files> {
-        let rpcb = ws::encode_rpcb_file(reg.iter());
-        let pmap = ws::encode_pmap_file(reg.pmap_iter());
-        let (rpcb_path, pmap_path) = (dir.join(RPCB_FILE), dir.join(PMAP_FILE));
-        let journal_path = dir.join(JOURNAL_FILE);
-        write_synced(&tmp(&rpcb_path), &rpcb, owner)?;
-        write_synced(&tmp(&pmap_path), &pmap, owner)?;
-        let mut journal = ws::journal_header(ws::state_hash(&rpcb, &pmap));
-        journal.extend(ws::full_state_record(reg.iter(), reg.pmap_iter()));
-        write_synced(&tmp(&journal_path), &journal, owner)?;
-        for p in [&journal_path, &rpcb_path, &pmap_path] {
-            std::fs::rename(tmp(p), p)?;
-        }
-        File::open(dir)?.sync_all()?;
-        let file = OpenOptions::new().append(true).open(&journal_path)?;
-        Ok(Files {
-            dir: dir.to_owned(),
-            owner,
-            journal: file,
-            journal_len: journal.len() as u64,
-            state_len: (rpcb.len() + pmap.len()) as u64,
-        })
+        Snapshot::encode(reg).write(dir, owner)
     }
 
     fn append(&mut self, record: &[u8]) -> io::Result<()> {
         self.journal.write_all(record)?;
         self.journal.sync_data()?;
-        self.journal_len += record.len() as u64;
+        // Saturating: a failed write sets the length to the maximum so
+        // that a rewrite is due, and it must stay due.
+        self.journal_len = self.journal_len.saturating_add(record.len() as u64);
         Ok(())
     }
 
-    fn wants_compaction(&self) -> bool {
-        self.journal_len > MIN_COMPACT.max(self.state_len * COMPACT_FACTOR)
+    /// Whether the journal has grown past `COMPACT_FACTOR` times the C
+    /// files and past `min` bytes.
+    fn wants_compaction(&self, min: u64) -> bool {
+        self.journal_len > min.max(self.state_len.saturating_mul(COMPACT_FACTOR))
+    }
+
+    /// After a failed write: the next drain or writer wake rewrites the
+    /// whole state, which holds whatever the journal missed.
+    fn force_compaction(&mut self) {
+        self.journal_len = u64::MAX;
     }
 }
 
@@ -256,21 +323,36 @@ struct Queue {
     shutdown: bool,
 }
 
-/// The files and the replica of the registry they hold.
-#[derive(Debug)]
-struct State {
-    files: Files,
-    replica: Registry,
-}
+/// How the writer reaches the live registry for a compaction: calls its
+/// argument once with the registry, holding the lock under which
+/// [`Persister::submit`] is called (the engine's) for the whole call.
+pub type Source = dyn Fn(&mut dyn FnMut(&mut Registry)) + Send + Sync;
 
-#[derive(Debug)]
 struct Inner {
     queue: Mutex<Queue>,
     wake: Condvar,
     /// Held by whoever writes: a request handler committing inline, or
-    /// the writer thread.
-    state: Mutex<State>,
+    /// the writer thread (appending or compacting).
+    state: Mutex<Files>,
     durable: tokio::sync::watch::Sender<u64>,
+    /// Set once by [`Persister::attach`]; until then the journal only
+    /// grows.
+    source: OnceLock<Box<Source>>,
+    /// The journal size below which it is never rewritten
+    /// ([`MIN_COMPACT`]; smaller in tests).
+    min_compact: u64,
+    /// Rewrites done since start (logged; tests count them).
+    compactions: AtomicU64,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("state", &self.state)
+            .field("attached", &self.source.get().is_some())
+            .field("min_compact", &self.min_compact)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Inner {
@@ -280,7 +362,7 @@ impl Inner {
 
     /// Appends everything queued to the journal, batch by batch, and
     /// publishes each batch's last ticket once it is on disk.
-    fn drain(&self, st: &mut State) {
+    fn drain(&self, files: &mut Files) {
         loop {
             let (batch, ticket) = {
                 let mut q = self.queue();
@@ -289,18 +371,76 @@ impl Inner {
                 }
                 (std::mem::take(&mut q.changes), q.submitted)
             };
-            for c in &batch {
-                st.replica.apply(c);
-            }
-            if let Err(e) = st.files.append(&ws::journal_record(&batch)) {
-                tracing::error!(
-                    "warm start: cannot write {}: {e}; rewriting the state",
-                    st.files.dir.join(JOURNAL_FILE).display()
-                );
-                st.files.journal_len = u64::MAX;
-            }
+            self.append(files, &batch);
             self.durable.send_replace(ticket);
         }
+    }
+
+    fn append(&self, files: &mut Files, batch: &[Change]) {
+        if let Err(e) = files.append(&ws::journal_record(batch)) {
+            // Serving goes on (as C goes on when it cannot write); the
+            // rewrite forced here puts the whole state back on disk once
+            // the disk takes writes again.
+            tracing::error!(
+                "warm start: cannot write {}: {e}; rewriting the state",
+                files.dir.join(JOURNAL_FILE).display()
+            );
+            files.force_compaction();
+        }
+    }
+
+    /// Rewrites the C files and a fresh journal from a snapshot of the
+    /// live registry (see the module documentation for why this loses no
+    /// change and marks none durable early). `files` is the held `state`
+    /// lock: no drain runs meanwhile.
+    fn compact(&self, files: &mut Files) {
+        let Some(source) = self.source.get() else {
+            // Not attached (no `Shared` yet): keep appending.
+            self.drain(files);
+            return;
+        };
+        let mut taken = None;
+        // Lock order: the engine (inside `source`), then the queue, as
+        // every submitter takes them.
+        source(&mut |reg| {
+            let (batch, covered) = {
+                let mut q = self.queue();
+                (std::mem::take(&mut q.changes), q.submitted)
+            };
+            // Changes made but not yet submitted are in the snapshot; left
+            // in the log they would be appended after it and replayed twice
+            // (a PMAP addition twice is two mappings).
+            reg.take_changes();
+            taken = Some((batch, covered, Snapshot::encode(reg)));
+        });
+        // The engine is unlocked again: requests go on while the files are
+        // written, their changes queue up for the drain after this one.
+        let Some((batch, covered, snapshot)) = taken else {
+            return;
+        };
+        match snapshot.write(&files.dir, files.owner) {
+            Ok(fresh) => {
+                *files = fresh;
+                let n = self.compactions.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(
+                    "warm start: state rewritten ({} bytes; rewrite {n})",
+                    files.state_len
+                );
+            }
+            Err(e) => {
+                tracing::error!(
+                    "warm start: cannot write the state in {}: {e}",
+                    files.dir.display()
+                );
+                // The old journal plus the taken changes is the snapshot:
+                // what a drain would have written instead.
+                if !batch.is_empty() {
+                    self.append(files, &batch);
+                }
+                files.force_compaction();
+            }
+        }
+        self.durable.send_replace(covered);
     }
 
     /// After releasing `state`: hands what is left (changes queued while
@@ -322,22 +462,30 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// Writes the current state (C files and a fresh journal) and starts
-    /// the writer thread, which rewrites the C files when the journal has
-    /// grown and writes what handlers left behind.
+    /// Writes `registry` (C files and a fresh journal) and starts the
+    /// writer thread, which rewrites the files when the journal has grown
+    /// (once [`attach`](Self::attach)ed) and writes what handlers left
+    /// behind.
     pub fn start(dir: &Path, owner: Owner, registry: &Registry) -> io::Result<Persister> {
-        let mut replica = Registry::from_lists(
-            registry.iter().map(Registration::from),
-            registry.pmap_iter().copied(),
-        );
-        replica.take_changes();
-        let files = Files::compact(dir, owner, &replica)?;
+        Self::start_with(dir, owner, registry, MIN_COMPACT)
+    }
+
+    fn start_with(
+        dir: &Path,
+        owner: Owner,
+        registry: &Registry,
+        min_compact: u64,
+    ) -> io::Result<Persister> {
+        let files = Files::compact(dir, owner, registry)?;
         let (durable, _) = tokio::sync::watch::channel(0);
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            state: Mutex::new(State { files, replica }),
+            state: Mutex::new(files),
             durable,
+            source: OnceLock::new(),
+            min_compact,
+            compactions: AtomicU64::new(0),
         });
         let worker = inner.clone();
         let thread = std::thread::Builder::new()
@@ -349,8 +497,20 @@ impl Persister {
         })
     }
 
+    /// Gives the writer the live registry to rewrite the files from (the
+    /// writer keeps no copy of its own). `source` must hold the lock that
+    /// every [`submit`](Self::submit) is called under while it runs its
+    /// argument. A second call is ignored.
+    pub fn attach(&self, source: Box<Source>) {
+        if self.inner.source.set(source).is_err() {
+            tracing::warn!("warm start: registry source attached twice; the first kept");
+        }
+    }
+
     /// Queues changes (in the order the registry made them; call with the
-    /// engine locked) and returns the ticket to [`wait`](Self::wait) for.
+    /// engine locked, and only with changes: a ticket without any is
+    /// never published) and returns the ticket to [`wait`](Self::wait)
+    /// for.
     pub fn submit(&self, changes: Vec<Change>) -> u64 {
         let mut q = self.inner.queue();
         q.changes.extend(changes);
@@ -361,16 +521,18 @@ impl Persister {
     /// Returns once the changes of `ticket` are on disk. When nobody is
     /// writing, the caller appends the queue itself (one small write and
     /// `fdatasync`, no thread hand-off); otherwise the current writer's
-    /// next batch carries its changes (group commit).
+    /// next batch, or the snapshot of a compaction, carries its changes
+    /// (group commit). Never takes the engine lock (the writer may hold
+    /// `state` while waiting for it).
     pub async fn wait(&self, ticket: u64) {
         let mut rx = self.inner.durable.subscribe();
         if *rx.borrow_and_update() >= ticket {
             return;
         }
-        if let Ok(mut st) = self.inner.state.try_lock() {
-            self.inner.drain(&mut st);
-            let compact = st.files.wants_compaction();
-            drop(st);
+        if let Ok(mut files) = self.inner.state.try_lock() {
+            self.inner.drain(&mut files);
+            let compact = files.wants_compaction(self.inner.min_compact);
+            drop(files);
             self.inner.hand_over(compact);
         } else {
             // The holder hands over what it did not write when it lets go.
@@ -381,8 +543,9 @@ impl Persister {
         let _ = rx.wait_for(|&d| d >= ticket).await;
     }
 
-    /// Writes what is queued, rewrites the C files (so that the C daemon
-    /// started with `-w` finds everything) and stops the writer.
+    /// Writes what is queued, rewrites the C files from the live registry
+    /// (so that the C daemon started with `-w` finds everything) and stops
+    /// the writer. Call without the engine locked.
     pub fn shutdown(&self) {
         {
             let mut q = self.inner.queue();
@@ -412,17 +575,14 @@ fn writer(inner: &Inner) {
             q.compact = false;
             q.shutdown
         };
-        let mut st = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.drain(&mut st);
-        if shutdown || st.files.wants_compaction() {
-            let (dir, owner) = (st.files.dir.clone(), st.files.owner);
-            match Files::compact(&dir, owner, &st.replica) {
-                Ok(f) => st.files = f,
-                Err(e) => tracing::error!(
-                    "warm start: cannot write the state in {}: {e}",
-                    dir.display()
-                ),
-            }
+        let mut files = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // A rewrite due now carries the queue in its snapshot: appending it
+        // first would be a wasted fdatasync.
+        if !shutdown && !files.wants_compaction(inner.min_compact) {
+            inner.drain(&mut files);
+        }
+        if shutdown || files.wants_compaction(inner.min_compact) {
+            inner.compact(&mut files);
         }
         if shutdown {
             return;
@@ -434,6 +594,7 @@ fn writer(inner: &Inner) {
 mod tests {
     use super::*;
     use proto::rpc::{Program, Version};
+    use std::collections::BTreeMap;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ws-{name}-{}", std::process::id()));
@@ -442,22 +603,50 @@ mod tests {
         d
     }
 
-    fn churn(p: &Persister, reg: &mut Registry, n: u32) -> u64 {
+    /// The engine's part in these tests: a locked registry, attached as
+    /// `Shared::with_warmstart` attaches the engine.
+    type Live = Arc<Mutex<Registry>>;
+
+    fn live(p: &Persister, reg: Registry) -> Live {
+        let live = Arc::new(Mutex::new(reg));
+        let source = live.clone();
+        p.attach(Box::new(move |f| f(&mut source.lock().unwrap())));
+        live
+    }
+
+    /// Changes the registry and submits its changes under its lock, as
+    /// `Shared` does.
+    fn change(p: &Persister, live: &Live, f: impl FnOnce(&mut Registry)) -> u64 {
+        let mut reg = live.lock().unwrap();
+        f(&mut reg);
+        p.submit(reg.take_changes())
+    }
+
+    fn churn(p: &Persister, live: &Live, n: u32) -> u64 {
         let mut ticket = 0;
         for i in 0..n {
-            reg.set(
-                Program(0x2000_0000 + i),
-                Version(1),
-                "udp",
-                "0.0.0.0.4.1",
-                "0",
-            );
-            if i % 3 == 0 {
-                reg.unset(Program(0x2000_0000 + i), Version(1), "", "superuser");
-            }
-            ticket = p.submit(reg.take_changes());
+            ticket = change(p, live, |reg| {
+                let prog = Program(0x2000_0000 + i);
+                reg.set(prog, Version(1), "udp", "0.0.0.0.4.1", "0");
+                if i % 3 == 0 {
+                    reg.unset(prog, Version(1), "", "superuser");
+                }
+            });
         }
         ticket
+    }
+
+    fn assert_loads_as(dir: &Path, reg: &Registry) {
+        let back = load(dir).unwrap();
+        assert!(back.iter().eq(reg.iter()), "RPCBIND list");
+        assert!(back.pmap_iter().eq(reg.pmap_iter()), "PMAP list");
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -473,27 +662,21 @@ mod tests {
         );
         reg.record_changes();
         let p = Persister::start(&dir, None, &reg).unwrap();
-        let ticket = churn(&p, &mut reg, 300);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(p.wait(ticket));
+        let reg = live(&p, reg);
+        block_on(p.wait(churn(&p, &reg, 300)));
         // Enough for a rewrite of the files by the writer thread.
-        let big = churn(&p, &mut reg, 15_000);
-        rt.block_on(p.wait(big));
-        let ticket = churn(&p, &mut reg, 300);
-        rt.block_on(p.wait(ticket));
+        block_on(p.wait(churn(&p, &reg, 15_000)));
+        block_on(p.wait(churn(&p, &reg, 300)));
         // The rewrite has run once the files hold the big state.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while p.inner.state.lock().unwrap().files.state_len < 100_000 {
+        while p.inner.state.lock().unwrap().state_len < 100_000 {
             assert!(std::time::Instant::now() < deadline, "no rewrite");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         // No shutdown: as after kill -9.
-        let back = load(&dir).unwrap();
-        assert!(back.iter().eq(reg.iter()));
-        assert!(back.pmap_iter().eq(reg.pmap_iter()));
-        assert_eq!(back.len(), 10_001);
+        let reg = reg.lock().unwrap().clone();
+        assert_loads_as(&dir, &reg);
+        assert_eq!(reg.len(), 10_001);
         p.shutdown();
         let c_files = Registry::from_lists(
             ws::decode_rpcb_file(&std::fs::read(dir.join(RPCB_FILE)).unwrap()).unwrap(),
@@ -503,6 +686,98 @@ mod tests {
             c_files.iter().eq(reg.iter()),
             "shutdown rewrites the C files"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Three "handlers" change the registry and wait for durability while
+    /// the writer rewrites the files from the live registry again and
+    /// again: every acknowledged change is on disk at any quiet moment,
+    /// and after the last one (no shutdown, as after kill -9) the
+    /// directory holds exactly the live registry.
+    #[test]
+    fn compactions_during_churn_lose_nothing_acknowledged() {
+        let dir = scratch("churn");
+        let mut reg = Registry::new();
+        reg.set(
+            Program(100000),
+            Version(4),
+            "udp",
+            "0.0.0.0.0.111",
+            "superuser",
+        );
+        reg.record_changes();
+        // No minimum: the journal is rewritten whenever it outgrows four
+        // times the (small) state, every few hundred changes.
+        let p = Persister::start_with(&dir, None, &reg, 0).unwrap();
+        let reg = live(&p, reg);
+        std::thread::scope(|s| {
+            for t in 0..3u32 {
+                let (p, reg, dir) = (&p, &reg, &dir);
+                s.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    // This thread's programs and whether each is set now.
+                    let mut mine = BTreeMap::new();
+                    for i in 0..2_000u32 {
+                        let prog = Program(0x2000_0000 + t * 1000 + i % 40);
+                        let set = !mine.get(&prog).copied().unwrap_or(false);
+                        let ticket = change(p, reg, |reg| {
+                            if set {
+                                let addr = format!("0.0.0.0.{}.{}", t + 1, i % 250);
+                                assert!(reg.set(prog, Version(1), "udp", &addr, "superuser"));
+                            } else {
+                                assert!(reg.unset(prog, Version(1), "", "superuser"));
+                            }
+                        });
+                        rt.block_on(p.wait(ticket));
+                        mine.insert(prog, set);
+                        if i % 250 == 249 {
+                            // Holding `state` stops drains and rewrites, so
+                            // the files are quiet while they are read.
+                            let _quiet = p.inner.state.lock().unwrap();
+                            let back = load(dir).unwrap();
+                            for (&prog, &set) in &mine {
+                                let on_disk = back.iter().any(|r| r.program == prog);
+                                assert_eq!(on_disk, set, "{prog:?} acknowledged, not on disk");
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let rewrites = p.inner.compactions.load(Ordering::Relaxed);
+        assert!(rewrites >= 3, "only {rewrites} rewrites");
+        let reg = reg.lock().unwrap().clone();
+        assert_loads_as(&dir, &reg);
+        p.shutdown();
+        assert_loads_as(&dir, &reg);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_rewrite_takes_changes_not_yet_submitted() {
+        let dir = scratch("unsubmitted");
+        let mut reg = Registry::new();
+        reg.record_changes();
+        let p = Persister::start(&dir, None, &reg).unwrap();
+        let reg = live(&p, reg);
+        // Made under the lock but not submitted yet when the rewrite runs.
+        reg.lock()
+            .unwrap()
+            .set(Program(7), Version(2), "udp", "0.0.0.0.4.1", "superuser");
+        p.inner.compact(&mut p.inner.state.lock().unwrap());
+        // Submitted now, it would be replayed on top of the snapshot (a
+        // second PMAP mapping); the rewrite took it.
+        assert!(reg.lock().unwrap().take_changes().is_empty());
+        block_on(p.wait(change(&p, &reg, |reg| {
+            reg.set(Program(8), Version(2), "udp", "0.0.0.0.4.2", "superuser");
+        })));
+        let reg = reg.lock().unwrap().clone();
+        assert_eq!(reg.pmap_iter().count(), 2);
+        assert_loads_as(&dir, &reg);
+        p.shutdown();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -534,7 +809,8 @@ mod tests {
         let mut reg = Registry::new();
         reg.record_changes();
         let p = Persister::start(&dir, None, &reg).unwrap();
-        churn(&p, &mut reg, 10);
+        let reg = live(&p, reg);
+        churn(&p, &reg, 10);
         p.shutdown();
         let other = ws::encode_rpcb_file(Registry::new().iter());
         std::fs::write(dir.join(RPCB_FILE), &other).unwrap();
