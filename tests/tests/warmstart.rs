@@ -1,5 +1,6 @@
 //! Warm start (`-w`, issue 5): `kill -9` during SET/UNSET churn loses no
-//! acknowledged registration; switching from the C daemon with `-w` and
+//! acknowledged registration, also after rewrites of the state files
+//! during the churn; switching from the C daemon with `-w` and
 //! back keeps every registration; a corrupt state file is reported and
 //! skipped. The real binaries in private namespaces; clients talk to
 //! `/run/rpcbind.sock` through `/proc/PID/root` (uid 0: `superuser`).
@@ -51,7 +52,13 @@ impl Local {
 
 /// The programs `rpcinfo` lists at `BASE` and above.
 fn registered(ns: &Namespace) -> BTreeSet<u32> {
-    let out = ns.run("rpcinfo", &[], T);
+    rpcinfo_programs(ns, &[])
+}
+
+/// The programs at `BASE` and above in `rpcinfo ARGS` (`-p`: the PMAP
+/// list, where a mapping replayed twice would outlive its UNSET).
+fn rpcinfo_programs(ns: &Namespace, args: &[&str]) -> BTreeSet<u32> {
+    let out = ns.run("rpcinfo", args, T);
     out.assert_success("rpcinfo");
     out.stdout
         .lines()
@@ -63,62 +70,103 @@ fn registered(ns: &Namespace) -> BTreeSet<u32> {
 #[test]
 fn kill_9_during_churn_loses_no_acknowledged_registration() {
     e2e::run_case("kill_9_during_churn", Impl::Ours, |which| {
-        let ns = Namespace::new();
-        let mut d = Rpcbind::start(&ns, which, &["-w"]);
+        churn_then_kill_9(which, |_| std::thread::sleep(Duration::from_millis(700)));
+    });
+}
+
+/// As above, but the kill comes only once the daemon has rewritten its
+/// state files (a fresh journal each time) at least three times during
+/// the churn: the rewrites snapshot the live registry while changes keep
+/// arriving, and must lose none of them.
+#[test]
+fn kill_9_after_rewrites_during_churn_loses_no_acknowledged_registration() {
+    e2e::run_case("kill_9_after_rewrites", Impl::Ours, |which| {
+        churn_then_kill_9(which, |ns| {
+            use std::os::unix::fs::MetadataExt;
+            let journal = ns.host_path("/run/rpcbind/rpcbind.journal");
+            let inode = || std::fs::metadata(&journal).map(|m| m.ino()).ok();
+            let (mut seen, mut last) = (0, inode());
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while seen < 3 {
+                assert!(std::time::Instant::now() < deadline, "only {seen} rewrites");
+                std::thread::sleep(Duration::from_millis(2));
+                let now = inode();
+                if now.is_some() && now != last {
+                    (seen, last) = (seen + 1, now);
+                }
+            }
+            eprintln!("{seen} rewrites seen before kill -9");
+        });
+    });
+}
+
+/// 1000 SETs, then SET/UNSET churn from a second connection until `wait`
+/// returns, kill -9, restart: every acknowledged SET is there, no
+/// acknowledged UNSET undone.
+fn churn_then_kill_9(which: Impl, wait: impl FnOnce(&Namespace)) {
+    let ns = Namespace::new();
+    let mut d = Rpcbind::start(&ns, which, &["-w"]);
+    let mut c = Local::connect(&ns);
+    for i in 0..1000 {
+        assert!(c.call(SET, BASE + i).expect("SET"), "SET {i}");
+    }
+    // Churn on other programs from a second thread; kill -9 mid-way.
+    let churner = {
         let mut c = Local::connect(&ns);
-        for i in 0..1000 {
-            assert!(c.call(SET, BASE + i).expect("SET"), "SET {i}");
-        }
-        // Churn on other programs from a second thread; kill -9 mid-way.
-        let churner = {
-            let mut c = Local::connect(&ns);
-            std::thread::spawn(move || {
-                // The call cut off by the kill may or may not have been
-                // made durable: its program is left out of the check.
-                let (mut acked, mut gone) = (BTreeSet::new(), BTreeSet::new());
-                for i in 1000..1_000_000 {
-                    let prog = BASE + i;
-                    match c.call(SET, prog) {
-                        Ok(true) => acked.insert(prog),
+        std::thread::spawn(move || {
+            // The call cut off by the kill may or may not have been
+            // made durable: its program is left out of the check.
+            let (mut acked, mut gone) = (BTreeSet::new(), BTreeSet::new());
+            for i in 1000..1_000_000 {
+                let prog = BASE + i;
+                match c.call(SET, prog) {
+                    Ok(true) => acked.insert(prog),
+                    _ => return (acked, gone, prog),
+                };
+                if i % 2 == 0 {
+                    match c.call(UNSET, prog) {
+                        Ok(true) => gone.insert(prog) && acked.remove(&prog),
                         _ => return (acked, gone, prog),
                     };
-                    if i % 2 == 0 {
-                        match c.call(UNSET, prog) {
-                            Ok(true) => gone.insert(prog) && acked.remove(&prog),
-                            _ => return (acked, gone, prog),
-                        };
-                    }
                 }
-                (acked, gone, 0)
-            })
-        };
-        std::thread::sleep(Duration::from_millis(700));
-        let pid = nix::unistd::Pid::from_raw(d.process.pid() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill -9");
-        let (mut acked, gone, in_flight) = churner.join().expect("churner");
-        acked.remove(&in_flight);
-        assert!(d.process.wait_timeout(T).is_some());
-        drop(d);
-        assert!(
-            acked.len() > 100,
-            "the churn ran: {} acknowledged",
-            acked.len()
-        );
-        let _again = Rpcbind::start(&ns, which, &["-w"]);
-        let now = registered(&ns);
+            }
+            (acked, gone, 0)
+        })
+    };
+    wait(&ns);
+    let pid = nix::unistd::Pid::from_raw(d.process.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill -9");
+    let (mut acked, gone, in_flight) = churner.join().expect("churner");
+    acked.remove(&in_flight);
+    assert!(d.process.wait_timeout(T).is_some());
+    drop(d);
+    assert!(
+        acked.len() > 100,
+        "the churn ran: {} acknowledged",
+        acked.len()
+    );
+    let _again = Rpcbind::start(&ns, which, &["-w"]);
+    for (list, args) in [("RPCBIND", &[][..]), ("PMAP", &["-p"][..])] {
+        let now = rpcinfo_programs(&ns, args);
         let missing: Vec<_> = (BASE..BASE + 1000)
             .chain(acked.iter().copied())
             .filter(|p| !now.contains(p))
             .collect();
-        assert!(missing.is_empty(), "lost after kill -9: {missing:x?}");
-        let back: Vec<_> = gone.iter().filter(|p| now.contains(p)).collect();
-        assert!(back.is_empty(), "acknowledged UNSETs undone: {back:x?}");
-        eprintln!(
-            "kill -9: {} + {} acknowledged, all present",
-            1000,
-            acked.len()
+        assert!(
+            missing.is_empty(),
+            "{list}: lost after kill -9: {missing:x?}"
         );
-    });
+        let back: Vec<_> = gone.iter().filter(|p| now.contains(p)).collect();
+        assert!(
+            back.is_empty(),
+            "{list}: acknowledged UNSETs undone: {back:x?}"
+        );
+    }
+    eprintln!(
+        "kill -9: {} + {} acknowledged, all present",
+        1000,
+        acked.len()
+    );
 }
 
 /// C with -w, SIGTERM; ours with -w sees them; SET more, SIGTERM; C with
