@@ -186,7 +186,8 @@ pub fn prepare_dir(dir: &Path, owner: Owner) {
 /// a C daemon that reads them after dropping privileges can.
 pub type Owner = Option<(nix::unistd::Uid, nix::unistd::Gid)>;
 
-fn write_synced(path: &Path, bytes: &[u8], owner: Owner) -> io::Result<()> {
+/// Writes `parts` one after the other into a fresh file and syncs it.
+fn write_synced(path: &Path, parts: &[&[u8]], owner: Owner) -> io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -196,7 +197,9 @@ fn write_synced(path: &Path, bytes: &[u8], owner: Owner) -> io::Result<()> {
     if let Some((uid, gid)) = owner.filter(|_| nix::unistd::geteuid().is_root()) {
         nix::unistd::fchown(&f, Some(uid), Some(gid))?;
     }
-    f.write_all(bytes)?;
+    for part in parts {
+        f.write_all(part)?;
+    }
     f.sync_all()
 }
 
@@ -205,20 +208,20 @@ fn write_synced(path: &Path, bytes: &[u8], owner: Owner) -> io::Result<()> {
 struct Snapshot {
     rpcb: Vec<u8>,
     pmap: Vec<u8>,
-    /// Header naming `rpcb` and `pmap`, then the whole state as additions.
-    journal: Vec<u8>,
+    /// The journal's record holding the whole state as additions; its
+    /// header (the hash of `rpcb` and `pmap`) is computed by `write`,
+    /// after the engine is unlocked, since it needs only these bytes.
+    records: Vec<u8>,
 }
 
 impl Snapshot {
+    /// Everything that needs the registry, and nothing more: this runs
+    /// with the engine locked (15-25 ms at 50,000 registrations).
     fn encode(reg: &Registry) -> Snapshot {
-        let rpcb = ws::encode_rpcb_file(reg.iter());
-        let pmap = ws::encode_pmap_file(reg.pmap_iter());
-        let mut journal = ws::journal_header(ws::state_hash(&rpcb, &pmap));
-        journal.extend(ws::full_state_record(reg.iter(), reg.pmap_iter()));
         Snapshot {
-            rpcb,
-            pmap,
-            journal,
+            rpcb: ws::encode_rpcb_file(reg.iter()),
+            pmap: ws::encode_pmap_file(reg.pmap_iter()),
+            records: ws::full_state_record(reg.iter(), reg.pmap_iter()),
         }
     }
 
@@ -229,9 +232,10 @@ impl Snapshot {
     fn write(&self, dir: &Path, owner: Owner) -> io::Result<Files> {
         let (rpcb_path, pmap_path) = (dir.join(RPCB_FILE), dir.join(PMAP_FILE));
         let journal_path = dir.join(JOURNAL_FILE);
-        write_synced(&tmp(&rpcb_path), &self.rpcb, owner)?;
-        write_synced(&tmp(&pmap_path), &self.pmap, owner)?;
-        write_synced(&tmp(&journal_path), &self.journal, owner)?;
+        let header = ws::journal_header(ws::state_hash(&self.rpcb, &self.pmap));
+        write_synced(&tmp(&rpcb_path), &[&self.rpcb], owner)?;
+        write_synced(&tmp(&pmap_path), &[&self.pmap], owner)?;
+        write_synced(&tmp(&journal_path), &[&header, &self.records], owner)?;
         for p in [&journal_path, &rpcb_path, &pmap_path] {
             std::fs::rename(tmp(p), p)?;
         }
@@ -241,7 +245,7 @@ impl Snapshot {
             dir: dir.to_owned(),
             owner,
             journal: file,
-            journal_len: self.journal.len() as u64,
+            journal_len: (header.len() + self.records.len()) as u64,
             state_len: (self.rpcb.len() + self.pmap.len()) as u64,
         })
     }
@@ -305,7 +309,7 @@ fn save_c_files(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<()> {
         (dir.join(PMAP_FILE), ws::encode_pmap_file(reg.pmap_iter())),
     ];
     for (path, bytes) in &files {
-        write_synced(&tmp(path), bytes, owner)?;
+        write_synced(&tmp(path), &[bytes], owner)?;
     }
     for (path, _) in &files {
         std::fs::rename(tmp(path), path)?;
