@@ -1,7 +1,8 @@
 //! The only unsafe code of the daemon: `fork(2)`, `pidfd_open(2)`
 //! (allocation service, see `alloc`), taking ownership of the descriptors
 //! systemd passes (`activation`), `capset(2)`, `PR_CAPBSET_DROP`, the
-//! ambient set, SIG_IGN and the keeper's descriptor sweep (`privdrop`).
+//! ambient set, SIG_IGN and the keeper's descriptor sweep (`privdrop`),
+//! `malloc_trim(3)` after a warm-start rewrite (`warmstart`).
 //! Each block carries its `// SAFETY:` argument. Does I/O (process
 //! creation, descriptors, credentials).
 
@@ -175,4 +176,23 @@ pub fn close_unowned(fd: RawFd) {
     // SAFETY: see above: the descriptor's owners in this (forked,
     // single-threaded) process never run again.
     unsafe { libc::close(fd) };
+}
+
+/// Gives the C heap's free pages back to the kernel (glibc's
+/// `malloc_trim(0)`; nothing elsewhere). A warm-start rewrite encodes the
+/// state files into buffers of megabytes and frees them: glibc serves the
+/// first from `mmap` and returns it, but then raises its mmap threshold
+/// above that size, so later ones come from the heap and their pages stay
+/// resident once freed. Measured at 50,000 registrations after churn:
+/// 17.7 -> 13.7 MiB RSS; about 4 MiB stays (the top of the writer
+/// thread's arena, which glibc trims only past its raised trim
+/// threshold). Takes well under a millisecond.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim takes no pointer; it walks the allocator's own
+    // arenas under their locks and may be called from any thread at any
+    // time.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

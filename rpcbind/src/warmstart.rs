@@ -587,6 +587,11 @@ fn writer(inner: &Inner) {
         }
         if shutdown || files.wants_compaction(inner.min_compact) {
             inner.compact(&mut files);
+            drop(files);
+            // Megabytes of encoded files were just freed: without a trim
+            // glibc keeps them resident (see `sys::trim_heap`). Done after
+            // letting go of `state`, so no inline commit waits for it.
+            crate::sys::trim_heap();
         }
         if shutdown {
             return;
