@@ -78,7 +78,9 @@ for s in $SERVERS; do
     esac
 done
 
-if [ -f "$OUT/ours.json" ] && [ -f "$OUT/c.json" ]; then
+# Only a run of both servers is compared: a JSON left by an earlier run
+# would pair figures of different minutes.
+if [ "${#ran[@]}" -eq 2 ] && [ -f "$OUT/ours.json" ] && [ -f "$OUT/c.json" ]; then
     "$BENCH" compare "$OUT/ours.json" "$OUT/c.json" | tee "$OUT/compare.md"
 fi
 echo "bench.sh: results in $OUT/ (${ran[*]:-none})" >&2
