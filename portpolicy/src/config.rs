@@ -148,13 +148,15 @@ pub enum PortSpec {
     Service(String),
 }
 
-/// A named reservation as written in the config.
+/// A named reservation. `P` is its port: as written in the config
+/// ([`PortSpec`], in [`Reservation`]) or resolved to a number (the
+/// policy's `Reservation`), so both share one definition of the rest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Reservation {
+pub struct ReservationOf<P> {
     /// The reservation's name (what `CLAIM` and `release` use).
     pub name: String,
     /// The port.
-    pub port: PortSpec,
+    pub port: P,
     /// The protocols held.
     pub protocols: Protocols,
     /// A uid allowed to claim it (root always may).
@@ -163,12 +165,36 @@ pub struct Reservation {
     pub gid: Option<u32>,
     /// A systemd unit allowed to claim it (from the claimant's cgroup).
     pub unit: Option<String>,
-    /// Whether the allocation service holds the port (false: the port is
-    /// only kept out of the pool and out of the kernel's ephemeral ports,
-    /// for a daemon that binds it by itself).
+    /// Whether the allocation service holds the port; false for a daemon
+    /// that binds the port by itself (kept out of the pool and, by
+    /// `apply`, out of the kernel's ephemeral ports and bindresvport()).
     pub hold: bool,
     /// The nfs.conf key (`statd.port`, ...) `apply` writes the port to.
     pub nfs_conf: Option<String>,
+}
+
+impl<P> ReservationOf<P> {
+    /// The same reservation on `port` (a resolved service name).
+    pub fn with_port<Q>(self, port: Q) -> ReservationOf<Q> {
+        ReservationOf {
+            name: self.name,
+            port,
+            protocols: self.protocols,
+            uid: self.uid,
+            gid: self.gid,
+            unit: self.unit,
+            hold: self.hold,
+            nfs_conf: self.nfs_conf,
+        }
+    }
+}
+
+/// A named reservation as written in the config, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reservation {
+    /// The reservation itself (its fields, flat in JSON).
+    #[serde(flatten)]
+    pub spec: ReservationOf<PortSpec>,
     /// `file:line` it came from.
     pub origin: String,
 }
@@ -345,16 +371,18 @@ impl Config {
             let line = line_of(text, item.span().start);
             let r = item.into_inner();
             self.reservations.push(Reservation {
-                name: r.name,
-                port: r.port,
-                protocols: r.protocol,
-                uid: r.uid,
-                gid: r.gid,
-                unit: r.unit,
-                // A daemon binding an nfs.conf port by itself cannot bind
-                // a port the allocation service holds.
-                hold: r.hold.unwrap_or(r.nfs_conf.is_none()),
-                nfs_conf: r.nfs_conf.map(|k| k.to_ascii_lowercase()),
+                spec: ReservationOf {
+                    name: r.name,
+                    port: r.port,
+                    protocols: r.protocol,
+                    uid: r.uid,
+                    gid: r.gid,
+                    unit: r.unit,
+                    // A daemon binding an nfs.conf port by itself cannot
+                    // bind a port the allocation service holds.
+                    hold: r.hold.unwrap_or(r.nfs_conf.is_none()),
+                    nfs_conf: r.nfs_conf.map(|k| k.to_ascii_lowercase()),
+                },
                 origin: format!("{}:{}", path.display(), line),
             });
         }
@@ -362,7 +390,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for (i, r) in self.reservations.iter().enumerate() {
+        for (i, entry) in self.reservations.iter().enumerate() {
+            let r = &entry.spec;
             let problem = if r.name.is_empty() || r.name.contains(char::is_whitespace) {
                 Some(format!("reservation name {:?} must be one word", r.name))
             } else if r.name.len() > MAX_RESERVATION_NAME {
@@ -370,7 +399,7 @@ impl Config {
                     "reservation name {:?} is longer than {MAX_RESERVATION_NAME} bytes (the allocation protocol's limit)",
                     r.name
                 ))
-            } else if self.reservations[..i].iter().any(|o| o.name == r.name) {
+            } else if self.reservations[..i].iter().any(|o| o.spec.name == r.name) {
                 Some(format!("reservation name {:?} is used twice", r.name))
             } else if r.port == PortSpec::Number(0) {
                 Some(format!(
@@ -381,7 +410,7 @@ impl Config {
                 self.nfs_conf_problem(i)
             };
             if let Some(reason) = problem {
-                return Err(origin_error(&r.origin, reason));
+                return Err(origin_error(&entry.origin, reason));
             }
         }
         Ok(())
@@ -391,7 +420,7 @@ impl Config {
 impl Config {
     /// What is wrong with reservation `i`'s `nfs_conf`, if anything.
     fn nfs_conf_problem(&self, i: usize) -> Option<String> {
-        let r = &self.reservations[i];
+        let r = &self.reservations[i].spec;
         let key = r.nfs_conf.as_deref()?;
         let Some(needs) = crate::nfsconf::writable_key(key) else {
             let keys: Vec<&str> = crate::nfsconf::WRITABLE_KEYS.iter().map(|k| k.0).collect();
@@ -421,7 +450,7 @@ impl Config {
         }
         if self.reservations[..i]
             .iter()
-            .any(|o| o.nfs_conf.as_deref() == Some(key))
+            .any(|o| o.spec.nfs_conf.as_deref() == Some(key))
         {
             return Some(format!(
                 "reservation {:?}: nfs_conf = {key:?} is given twice",
@@ -533,8 +562,8 @@ unit = "rsync.service"
         assert_eq!(c.exclude[1].ports, PortRange::new(710, 719));
         assert_eq!(c.exclude[1].protocols, Protocols::Udp);
         assert_eq!(c.exclude[0].origin, "/etc/portpolicy.toml:3");
-        assert_eq!(c.reservations[0].port, PortSpec::Service("ipp".into()));
-        assert_eq!(c.reservations[0].protocols, Protocols::Tcp);
+        assert_eq!(c.reservations[0].spec.port, PortSpec::Service("ipp".into()));
+        assert_eq!(c.reservations[0].spec.protocols, Protocols::Tcp);
         assert_eq!(c.reservations[1].origin, "/etc/portpolicy.toml:14");
         assert_eq!(
             c.allocation,

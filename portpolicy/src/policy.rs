@@ -10,7 +10,7 @@
 //! then falls back to 512-599.
 
 use crate::blacklist::Blacklist;
-use crate::config::{origin_error, Config, ConfigError, Mode, PortSpec, Protocols};
+use crate::config::{origin_error, Config, ConfigError, Mode, PortSpec, Protocols, ReservationOf};
 use crate::nfsconf::NfsPort;
 use crate::portreserve::{PortreserveEntry, PortreserveItem};
 use crate::portset::{PortRange, PortSet};
@@ -137,29 +137,9 @@ pub struct Exclusion {
 }
 
 /// A reservation with its port resolved.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Reservation {
-    /// Its name.
-    pub name: String,
-    /// The port.
-    pub port: u16,
-    /// The protocols held.
-    pub protocols: Protocols,
-    /// A uid allowed to claim it (root always may).
-    pub uid: Option<u32>,
-    /// A gid allowed to claim it.
-    pub gid: Option<u32>,
-    /// A systemd unit allowed to claim it.
-    pub unit: Option<String>,
-    /// Whether the allocation service holds it; false for a daemon that
-    /// binds the port by itself (kept out of the pool and, by `apply`,
-    /// out of the kernel's ephemeral ports and bindresvport()).
-    pub hold: bool,
-    /// The nfs.conf key `apply` writes the port to, if any.
-    pub nfs_conf: Option<String>,
-}
+pub type Reservation = ReservationOf<u16>;
 
-impl Reservation {
+impl ReservationOf<u16> {
     /// Whether a claimant may take the reserved socket: root always; else
     /// its uid, one of its gids, or its systemd unit must be the one named.
     /// A reservation naming nobody is root's only.
@@ -299,13 +279,14 @@ fn resolve_reservations(
     services: Option<&Services>,
 ) -> Result<Vec<Reservation>, ConfigError> {
     let mut out = Vec::new();
-    for r in &config.reservations {
+    for entry in &config.reservations {
+        let r = &entry.spec;
         let port = match &r.port {
             PortSpec::Number(p) => *p,
             PortSpec::Service(name) => {
                 resolve_service(services, name, r.protocols).ok_or_else(|| {
                     origin_error(
-                        &r.origin,
+                        &entry.origin,
                         format!(
                             "reservation {:?}: service {name:?} is not in /etc/services for {}",
                             r.name,
@@ -315,16 +296,7 @@ fn resolve_reservations(
                 })?
             }
         };
-        out.push(Reservation {
-            name: r.name.clone(),
-            port,
-            protocols: r.protocols,
-            uid: r.uid,
-            gid: r.gid,
-            unit: r.unit.clone(),
-            hold: r.hold,
-            nfs_conf: r.nfs_conf.clone(),
-        });
+        out.push(r.clone().with_port(port));
     }
     Ok(out)
 }

@@ -59,7 +59,7 @@ fn nfs_conf_reservations_are_not_held_others_are() {
     let holds: Vec<_> = c
         .reservations
         .iter()
-        .map(|r| (r.name.as_str(), r.hold))
+        .map(|r| (r.spec.name.as_str(), r.spec.hold))
         .collect();
     assert_eq!(
         holds,
