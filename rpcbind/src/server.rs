@@ -321,52 +321,52 @@ async fn serve_udp(
 ) {
     let fd = socket.as_raw_fd();
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-    let mut buf = vec![0u8; udp::MAX_DATAGRAM];
-    let mut cmsg = udp::cmsg_buffer();
+    let mut batch = udp::Batch::new();
+    let mut outbox = udp::Outbox::new();
     loop {
-        let received = socket
-            .async_io(Interest::READABLE, || udp::recv(fd, &mut buf, &mut cmsg))
-            .await;
-        let dg = match received {
-            Ok(dg) => dg,
+        let received = socket.async_io(Interest::READABLE, || batch.recv(fd)).await;
+        let count = match received {
+            Ok(n) => n,
             Err(e) => {
-                tracing::debug!("{} recvmsg: {e}", transport.netid());
+                tracing::debug!("{} recvmmsg: {e}", transport.netid());
                 tokio::task::yield_now().await;
                 continue;
             }
         };
-        let ctx = RequestContext {
-            transport,
-            peer: Some(dg.peer),
-            local: dg.local.map(|ip| local_addr(ip, port, dg.ifindex)),
-            peer_uid: None,
-        };
-        let source = dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex));
-        let reply = match shared.handle(&buf[..dg.len], &ctx).await {
-            Outcome::Reply(reply) => reply,
-            Outcome::Forward(f) => {
-                if let Some(fwd) = &how.forwarder {
-                    let caller = crate::forward::Caller {
-                        peer: dg.peer,
-                        listener: socket.clone(),
-                        source,
-                        request_len: dg.len,
-                    };
-                    fwd.forward(f, caller).await;
+        for i in 0..count {
+            let (dg, request) = match batch.get(i) {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::debug!("{} recvmmsg: {e}", transport.netid());
+                    continue;
                 }
-                continue;
+            };
+            let ctx = RequestContext {
+                transport,
+                peer: Some(dg.peer),
+                local: dg.local.map(|ip| local_addr(ip, port, dg.ifindex)),
+                peer_uid: None,
+            };
+            match shared.handle(request, &ctx).await {
+                Outcome::Reply(reply) => {
+                    let reply = proto::engine::cap_udp_reply(reply, dg.len, dg.peer, how.factor);
+                    outbox.push(reply, &dg);
+                }
+                Outcome::Forward(f) => {
+                    if let Some(fwd) = &how.forwarder {
+                        let caller = crate::forward::Caller {
+                            peer: dg.peer,
+                            listener: socket.clone(),
+                            source: dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex)),
+                            request_len: dg.len,
+                        };
+                        fwd.forward(f, caller).await;
+                    }
+                }
+                _ => {}
             }
-            _ => continue,
-        };
-        let reply = proto::engine::cap_udp_reply(reply, dg.len, dg.peer, how.factor);
-        let sent = socket
-            .async_io(Interest::WRITABLE, || {
-                udp::send(fd, &reply, dg.peer, source.as_ref())
-            })
-            .await;
-        if let Err(e) = sent {
-            tracing::debug!("{} sendmsg to {}: {e}", transport.netid(), dg.peer);
         }
+        outbox.flush(&socket, transport.netid()).await;
     }
 }
 

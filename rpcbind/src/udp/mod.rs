@@ -3,14 +3,22 @@
 //! `sendmsg` that answers from that address, so a multi-homed host replies
 //! from the address the client asked (libtirpc `svc_dg_recv` /
 //! `svc_dg_reply` keep the received pktinfo for the reply). Does I/O on a
-//! raw socket descriptor, through nix; no unsafe code.
+//! raw socket descriptor, through nix; no unsafe code. Requests are taken
+//! in batches ([`batch`]) and replies leave through an [`outbox`], which
+//! sends equal-sized replies to one peer as one UDP GSO send.
 
-use std::io::{self, IoSlice, IoSliceMut};
+mod batch;
+mod outbox;
+
+pub use batch::Batch;
+pub use outbox::Outbox;
+
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
 use nix::sys::socket::{
-    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage,
+    sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, RecvMsg, SockaddrStorage,
 };
 
 /// The largest datagram kept: any UDP payload fits (RFC 768 limits it to
@@ -35,12 +43,10 @@ pub fn cmsg_buffer() -> Vec<u8> {
     nix::cmsg_space!(libc::in6_pktinfo)
 }
 
-/// Receives one datagram into `buf` (non-blocking; `WouldBlock` when
-/// there is none). A datagram truncated by the buffer is reported as
+/// What one received message says: its length, its peer and the local
+/// address it reached. A datagram truncated by the buffer is reported as
 /// `InvalidData` so that the caller drops it.
-pub fn recv(fd: RawFd, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::MSG_DONTWAIT)?;
+fn received(msg: &RecvMsg<'_, '_, SockaddrStorage>) -> io::Result<Received> {
     if msg.flags.contains(MsgFlags::MSG_TRUNC) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -145,20 +151,44 @@ pub fn send(
     peer: SocketAddr,
     source: Option<&ReplySource>,
 ) -> io::Result<usize> {
-    let iov = [IoSlice::new(payload)];
-    let cmsgs: Vec<ControlMessage<'_>> = match source {
-        Some(ReplySource::V4(p)) => vec![ControlMessage::Ipv4PacketInfo(p)],
-        Some(ReplySource::V6(p)) => vec![ControlMessage::Ipv6PacketInfo(p)],
-        None => Vec::new(),
-    };
+    send_with(fd, &[IoSlice::new(payload)], peer, source, None)
+}
+
+/// Sends `parts` as datagrams of `segment` bytes each (the last may be
+/// shorter) with one UDP GSO send: the kernel routes and builds the IP
+/// packet once and cuts it into datagrams as late as it can. Every part
+/// but the last must be exactly `segment` bytes long.
+pub fn send_segments(
+    fd: RawFd,
+    parts: &[IoSlice<'_>],
+    segment: u16,
+    peer: SocketAddr,
+    source: Option<&ReplySource>,
+) -> io::Result<usize> {
+    send_with(fd, parts, peer, source, Some(&segment))
+}
+
+fn send_with(
+    fd: RawFd,
+    iov: &[IoSlice<'_>],
+    peer: SocketAddr,
+    source: Option<&ReplySource>,
+    segment: Option<&u16>,
+) -> io::Result<usize> {
     let to = SockaddrStorage::from(peer);
-    Ok(sendmsg(
-        fd,
-        &iov,
-        &cmsgs,
-        MsgFlags::MSG_DONTWAIT,
-        Some(&to),
-    )?)
+    let pktinfo = match source {
+        Some(ReplySource::V4(p)) => Some(ControlMessage::Ipv4PacketInfo(p)),
+        Some(ReplySource::V6(p)) => Some(ControlMessage::Ipv6PacketInfo(p)),
+        None => None,
+    };
+    let gso = segment.map(ControlMessage::UdpGsoSegments);
+    let send =
+        |cmsgs: &[ControlMessage<'_>]| sendmsg(fd, iov, cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to));
+    Ok(match (pktinfo, gso) {
+        (Some(p), Some(g)) => send(&[p, g]),
+        (Some(c), None) | (None, Some(c)) => send(&[c]),
+        (None, None) => send(&[]),
+    }?)
 }
 
 #[cfg(test)]
@@ -197,13 +227,13 @@ mod tests {
             .unwrap();
         let to = server.local_addr().unwrap();
         client.send_to(b"ping", to).unwrap();
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut cmsg = cmsg_buffer();
+        let mut batch = Batch::new();
         let mut got = None;
         for _ in 0..200 {
-            match recv(server.as_raw_fd(), &mut buf, &mut cmsg) {
-                Ok(r) => {
-                    got = Some(r);
+            match batch.recv(server.as_raw_fd()) {
+                Ok(_) => {
+                    let (r, bytes) = batch.get(0).unwrap();
+                    got = Some((r, bytes.to_vec()));
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -212,12 +242,13 @@ mod tests {
                 Err(e) => panic!("recv: {e}"),
             }
         }
-        let r = got.expect("no datagram");
-        assert_eq!(&buf[..r.len], b"ping");
+        let (r, bytes) = got.expect("no datagram");
+        assert_eq!(bytes, b"ping");
         assert_eq!(r.peer, client.local_addr().unwrap());
         assert_eq!(r.local, Some(to.ip()));
         let src = ReplySource::new(to.ip(), r.ifindex);
         send(server.as_raw_fd(), b"pong", r.peer, Some(&src)).unwrap();
+        let mut buf = [0u8; 16];
         let (n, from) = client.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"pong");
         assert_eq!(from, to);
