@@ -2,16 +2,28 @@
 //! socket, matches replies to slots by xid, validates each, resends on
 //! reply or timeout. Does socket I/O (blocking, one thread: on two CPUs a
 //! single thread costs the load side least).
+//!
+//! After each blocking receive it takes every reply already waiting and
+//! sends the calls that replace them with one `sendmmsg`, so that the
+//! load side spends one system call per burst rather than one per call
+//! and a fast server is not limited by its client. A server sees ordinary
+//! datagrams either way.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 
 use crate::sample::Tally;
 use crate::wire::{check, reply_xid, Call};
 
 /// How long a blocking receive waits before timeouts are looked at.
 const POLL: Duration = Duration::from_millis(5);
+
+/// The most replies taken, and calls sent, in one burst.
+const BURST: usize = 64;
 
 struct Slot {
     xid: u32,
@@ -40,18 +52,27 @@ pub fn run(
         next_call: 0,
         tally: Tally::default(),
         late: 0,
+        out: Outgoing::default(),
     };
     let mut slots: Vec<Slot> = Vec::with_capacity(window);
     for s in 0..window {
         slots.push(c.send(s, &mut pool));
     }
+    c.flush();
     let started = Instant::now();
     let deadline = started + dur;
     let mut buf = vec![0u8; 65_536];
+    let mut waiting = Waiting::new();
     let mut last_scan = Instant::now();
     while Instant::now() < deadline {
         match c.sock.recv(&mut buf) {
-            Ok(n) => c.on_reply(&buf[..n], &mut slots, &mut pool),
+            Ok(n) => {
+                c.on_reply(&buf[..n], &mut slots, &mut pool);
+                for reply in waiting.take(c.sock.as_raw_fd()) {
+                    c.on_reply(reply, &mut slots, &mut pool);
+                }
+                c.flush();
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => {
                 // ICMP port unreachable and the like: the call is lost.
@@ -62,6 +83,7 @@ pub fn run(
         if last_scan.elapsed() >= POLL {
             last_scan = Instant::now();
             c.expire(&mut slots, &mut pool, timeout);
+            c.flush();
         }
     }
     c.tally.secs = started.elapsed().as_secs_f64();
@@ -71,6 +93,47 @@ pub fn run(
     Ok(c.tally)
 }
 
+/// Buffers for taking the replies already waiting with one `recvmmsg`.
+struct Waiting {
+    bufs: Vec<u8>,
+    lens: Vec<usize>,
+}
+
+/// A reply slot: replies to the UDP rows are far smaller; a longer one
+/// arrives truncated and fails its check, counted as an error.
+const REPLY_SLOT: usize = 4096;
+
+impl Waiting {
+    fn new() -> Self {
+        Waiting {
+            bufs: vec![0; BURST * REPLY_SLOT],
+            lens: Vec::with_capacity(BURST),
+        }
+    }
+
+    /// The replies waiting now (none if the receive fails).
+    fn take(&mut self, fd: std::os::fd::RawFd) -> impl Iterator<Item = &[u8]> {
+        self.lens.clear();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BURST, None);
+        let mut chunks = self.bufs.chunks_exact_mut(REPLY_SLOT);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BURST] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        if let Ok(got) = recvmmsg(
+            fd,
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            self.lens.extend(got.map(|m| m.bytes));
+        }
+        self.bufs
+            .chunks_exact(REPLY_SLOT)
+            .zip(&self.lens)
+            .map(|(b, &n)| &b[..n.min(REPLY_SLOT)])
+    }
+}
+
 struct Client {
     sock: UdpSocket,
     window: u32,
@@ -78,25 +141,79 @@ struct Client {
     next_call: usize,
     tally: Tally,
     late: u64,
+    out: Outgoing,
+}
+
+/// Calls waiting to be sent, copied (a pool entry may be sent twice in
+/// one burst, with two xids).
+#[derive(Default)]
+struct Outgoing {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 impl Client {
-    /// Sends the next call of the pool in `slot`; its xid is `slot`
-    /// modulo the window, so a reply finds its slot without a map.
+    /// Queues the next call of the pool in `slot` (sent by the next
+    /// [`Client::flush`]); its xid is `slot` modulo the window, so a reply
+    /// finds its slot without a map.
     fn send(&mut self, slot: usize, pool: &mut [Call]) -> Slot {
         let xid = self.seq.wrapping_mul(self.window).wrapping_add(slot as u32);
         self.seq = self.seq.wrapping_add(1);
         let call = self.next_call;
         self.next_call = (self.next_call + 1) % pool.len();
         pool[call].set_xid(xid);
-        if self.sock.send(&pool[call].bytes).is_err() {
-            self.tally.errors += 1;
-        }
+        self.out.bytes.extend_from_slice(&pool[call].bytes);
+        self.out.ends.push(self.out.bytes.len());
         Slot {
             xid,
             sent: Instant::now(),
             call,
         }
+    }
+
+    /// Sends the queued calls, up to [`BURST`] per `sendmmsg`.
+    fn flush(&mut self) {
+        let out = std::mem::take(&mut self.out);
+        let mut start = 0;
+        let datagrams: Vec<[IoSlice<'_>; 1]> = out
+            .ends
+            .iter()
+            .map(|&end| {
+                let d = [IoSlice::new(&out.bytes[start..end])];
+                start = end;
+                d
+            })
+            .collect();
+        let fd = self.sock.as_raw_fd();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BURST, None);
+        let to: [Option<SockaddrStorage>; BURST] = [None; BURST];
+        let mut rest = &datagrams[..];
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(BURST)];
+            match sendmmsg(
+                fd,
+                &mut headers,
+                chunk,
+                &to[..chunk.len()],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(sent) => {
+                    let n = sent.count().max(1);
+                    rest = &rest[n.min(rest.len())..];
+                }
+                Err(_) => {
+                    // The first call of the chunk failed; it times out.
+                    self.tally.errors += 1;
+                    rest = &rest[1..];
+                }
+            }
+        }
+        drop(datagrams);
+        let mut out = out;
+        out.bytes.clear();
+        out.ends.clear();
+        self.out = out;
     }
 
     fn on_reply(&mut self, reply: &[u8], slots: &mut [Slot], pool: &mut [Call]) {
