@@ -196,3 +196,26 @@ pub fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// Turns off UDP checksums on a socket (`SO_NO_CHECK`), which makes the
+/// kernel refuse UDP GSO sends on it: how the tests make GSO fail.
+#[cfg(test)]
+pub fn disable_udp_checksums(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a live c_int and the length passed is its size;
+    // an invalid fd only makes the call fail.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -214,7 +214,36 @@ mod tests {
     #[tokio::test]
     async fn a_client_receives_every_reply_as_its_own_datagram() {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let o = send_and_check(&server, "127.0.0.1:0").await;
+        assert!(o.gso, "GSO sends failed on loopback");
+    }
+
+    #[tokio::test]
+    async fn ipv6_replies_arrive_whole_too() {
+        let Ok(server) = UdpSocket::bind("[::1]:0").await else {
+            eprintln!("skipped: no IPv6 loopback");
+            return;
+        };
+        let o = send_and_check(&server, "[::1]:0").await;
+        assert!(o.gso, "GSO sends failed on IPv6 loopback");
+    }
+
+    /// A socket without UDP checksums (SO_NO_CHECK) cannot do GSO: the
+    /// kernel refuses the send with EINVAL. The replies must still all
+    /// arrive, and the outbox must stop trying GSO.
+    #[tokio::test]
+    async fn when_gso_fails_the_replies_go_one_by_one_and_gso_is_dropped() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        crate::sys::disable_udp_checksums(server.as_raw_fd()).unwrap();
+        let o = send_and_check(&server, "127.0.0.1:0").await;
+        assert!(!o.gso, "GSO still on after a failed GSO send");
+    }
+
+    /// Sends 40 short replies (one shorter inside a run) and a long one to
+    /// a client bound at `client_addr`, checks that each arrives whole and
+    /// in order from the server's address, and returns the outbox.
+    async fn send_and_check(server: &UdpSocket, client_addr: &str) -> Outbox {
+        let client = std::net::UdpSocket::bind(client_addr).unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
@@ -230,13 +259,13 @@ mod tests {
         for p in &sent {
             o.push(p.clone(), &to(peer, local));
         }
-        o.flush(&server, "udp").await;
-        assert!(o.gso, "GSO sends failed on loopback");
+        o.flush(server, "udp").await;
         let mut buf = [0u8; 4096];
         for want in &sent {
             let (n, from) = client.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], &want[..]);
             assert_eq!(from, server.local_addr().unwrap());
         }
+        o
     }
 }
