@@ -50,17 +50,64 @@ pub enum StateError {
 }
 
 /// `xdr_rpcblist_ptr` of these entries: the bytes of `rpcbind.xdr`.
-/// Takes the registry's [`RegistrationRef`]s or `&Registration`s.
 pub fn encode_rpcb_file<'a, R: Into<RegistrationRef<'a>>>(
     entries: impl IntoIterator<Item = R>,
 ) -> Vec<u8> {
-    let mut w = XdrWriter::new();
+    let mut v = Vec::new();
+    let Ok(()) = write_rpcb_file(entries, &mut extend(&mut v));
+    v
+}
+
+/// [`encode_rpcb_file`] handed to `out` in pieces of about [`PIECE`]
+/// bytes, so that a large state is never whole in memory.
+pub fn write_rpcb_file<'a, R: Into<RegistrationRef<'a>>, E>(
+    entries: impl IntoIterator<Item = R>,
+    out: &mut impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut w = XdrWriter::with_capacity(PIECE + 1024);
     for reg in entries {
         w.put_bool(true);
         encode_rpcb(reg.into(), &mut w);
+        hand_out(&mut w, out, PIECE)?;
     }
     w.put_bool(false);
-    w.into_bytes()
+    hand_out(&mut w, out, 0)
+}
+
+/// The length of [`encode_rpcb_file`] of these entries, without encoding
+/// them (the state hash starts with it).
+pub fn rpcb_file_len<'a, R: Into<RegistrationRef<'a>>>(
+    entries: impl IntoIterator<Item = R>,
+) -> usize {
+    let string = |s: &str| 4 + s.len().div_ceil(4) * 4;
+    entries.into_iter().fold(4, |n, reg| {
+        let r = reg.into();
+        n + 12 + string(r.netid) + string(r.addr) + string(r.owner)
+    })
+}
+
+/// How many bytes the `write_*` encoders hand out at a time.
+pub const PIECE: usize = 64 * 1024;
+
+/// Hands what `w` holds to `out` once it is at least `at` bytes.
+fn hand_out<E>(
+    w: &mut XdrWriter,
+    out: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    at: usize,
+) -> Result<(), E> {
+    if w.len() >= at && !w.is_empty() {
+        out(w.as_bytes())?;
+        w.clear();
+    }
+    Ok(())
+}
+
+/// An output for the `write_*` encoders that appends to `v`.
+fn extend(v: &mut Vec<u8>) -> impl FnMut(&[u8]) -> Result<(), std::convert::Infallible> + '_ {
+    |piece| {
+        v.extend_from_slice(piece);
+        Ok(())
+    }
 }
 
 /// `xdr_rpcb` (as `Rpcb::encode`) straight from the borrowed fields: no
@@ -75,13 +122,25 @@ fn encode_rpcb(reg: RegistrationRef<'_>, w: &mut XdrWriter) {
 
 /// `xdr_pmaplist_ptr` of these mappings: the bytes of `portmap.xdr`.
 pub fn encode_pmap_file<'a>(entries: impl IntoIterator<Item = &'a PmapEntry>) -> Vec<u8> {
-    let mut w = XdrWriter::new();
+    let mut v = Vec::new();
+    let Ok(()) = write_pmap_file(entries, &mut extend(&mut v));
+    v
+}
+
+/// [`encode_pmap_file`] handed to `out` in pieces of about [`PIECE`]
+/// bytes.
+pub fn write_pmap_file<'a, E>(
+    entries: impl IntoIterator<Item = &'a PmapEntry>,
+    out: &mut impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut w = XdrWriter::with_capacity(PIECE + 64);
     for e in entries {
         w.put_bool(true);
         Mapping::from(*e).encode(&mut w);
+        hand_out(&mut w, out, PIECE)?;
     }
     w.put_bool(false);
-    w.into_bytes()
+    hand_out(&mut w, out, 0)
 }
 
 fn whole<T>(
@@ -127,8 +186,29 @@ pub const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The hash of a pair of C state files that a journal names in its header.
 pub fn state_hash(rpcb_file: &[u8], pmap_file: &[u8]) -> u64 {
-    let h = fnv1a(FNV_BASIS, &(rpcb_file.len() as u64).to_be_bytes());
-    fnv1a(fnv1a(h, rpcb_file), pmap_file)
+    let mut h = StateHash::new(rpcb_file.len());
+    h.update(rpcb_file);
+    h.update(pmap_file);
+    h.finish()
+}
+
+/// [`state_hash`] of files written in pieces: the bytes of `rpcbind.xdr`
+/// then those of `portmap.xdr`, given the length of the first up front.
+#[derive(Clone, Copy, Debug)]
+pub struct StateHash(u64);
+
+impl StateHash {
+    pub fn new(rpcb_file_len: usize) -> Self {
+        StateHash(fnv1a(FNV_BASIS, &(rpcb_file_len as u64).to_be_bytes()))
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0 = fnv1a(self.0, bytes);
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The journal header naming the C files of hash `base`.
@@ -216,8 +296,8 @@ pub fn journal_record<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<
 fn finish_record(mut w: XdrWriter) -> Vec<u8> {
     w.put_bool(false);
     let mut v = w.into_bytes();
-    let len = (v.len() - 12) as u32;
-    let sum = fnv1a(FNV_BASIS, &v[12..]);
+    let len = (v.len() - RECORD_PREFIX_LEN) as u32;
+    let sum = fnv1a(FNV_BASIS, &v[RECORD_PREFIX_LEN..]);
     v[..4].copy_from_slice(&len.to_be_bytes());
     v[4..12].copy_from_slice(&sum.to_be_bytes());
     v
@@ -230,12 +310,36 @@ pub fn full_state_record<'a, R: Into<RegistrationRef<'a>>>(
     rpcb: impl IntoIterator<Item = R>,
     pmap: impl IntoIterator<Item = &'a PmapEntry>,
 ) -> Vec<u8> {
-    let mut w = XdrWriter::from_vec(vec![0; 12]);
+    let mut v = vec![0; RECORD_PREFIX_LEN];
+    let Ok(prefix) = write_full_state_record(rpcb, pmap, &mut extend(&mut v));
+    v[..RECORD_PREFIX_LEN].copy_from_slice(&prefix);
+    v
+}
+
+/// The length and checksum before each journal record's payload.
+pub const RECORD_PREFIX_LEN: usize = 12;
+
+/// [`full_state_record`] without its prefix, handed to `out` in pieces of
+/// about [`PIECE`] bytes; returns the prefix, which goes before them
+/// (its checksum covers what was handed out).
+pub fn write_full_state_record<'a, R: Into<RegistrationRef<'a>>, E>(
+    rpcb: impl IntoIterator<Item = R>,
+    pmap: impl IntoIterator<Item = &'a PmapEntry>,
+    out: &mut impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<[u8; RECORD_PREFIX_LEN], E> {
+    let (mut len, mut sum) = (0usize, FNV_BASIS);
+    let mut out = |piece: &[u8]| {
+        len += piece.len();
+        sum = fnv1a(sum, piece);
+        out(piece)
+    };
+    let mut w = XdrWriter::with_capacity(PIECE + 1024);
     for reg in rpcb {
         w.put_bool(true);
         w.put_u32(TAG_RPCB_ADD);
         w.put_bool(false);
         encode_rpcb(reg.into(), &mut w);
+        hand_out(&mut w, &mut out, PIECE)?;
     }
     for &entry in pmap {
         w.put_bool(true);
@@ -246,8 +350,14 @@ pub fn full_state_record<'a, R: Into<RegistrationRef<'a>>>(
             },
             &mut w,
         );
+        hand_out(&mut w, &mut out, PIECE)?;
     }
-    finish_record(w)
+    w.put_bool(false);
+    hand_out(&mut w, &mut out, 0)?;
+    let mut prefix = [0u8; RECORD_PREFIX_LEN];
+    prefix[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    prefix[4..].copy_from_slice(&sum.to_be_bytes());
+    Ok(prefix)
 }
 
 /// A journal read back: its base hash, every change of its intact
@@ -405,6 +515,72 @@ mod tests {
             decode_rpcb_file(&long),
             Err(StateError::Trailing(4))
         ));
+    }
+
+    /// A state several pieces long, with strings of every padding.
+    fn large_state() -> Registry {
+        let mut r = Registry::new();
+        for i in 0..6_000u32 {
+            let netid = ["udp", "tcp", "udp6", "tcp6", "local"][i as usize % 5];
+            let addr = format!("10.{}.{}.{}.{}.{}", i % 7, i % 250, i % 3, i >> 8, i & 255);
+            let owner = ["superuser", "1000", "", "65534"][i as usize % 4];
+            r.set(
+                Program(0x2000_0000 + i),
+                Version(1 + i % 3),
+                netid,
+                &addr,
+                owner,
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn files_written_in_pieces_are_the_files_and_hash_alike() {
+        let r = large_state();
+        let listed: Vec<Rpcb> = r.iter().map(Rpcb::from).collect();
+        let reference = crate::rpcb::Rpcblist(listed).to_xdr();
+        assert_eq!(rpcb_file_len(r.iter()), reference.len());
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        let Ok(()) = write_rpcb_file(r.iter(), &mut |p: &[u8]| {
+            pieces.push(p.to_vec());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        assert!(pieces.len() > 3, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() < PIECE + 1024));
+        assert_eq!(pieces.concat(), reference);
+        let pmap = encode_pmap_file(r.pmap_iter());
+        assert_eq!(
+            decode_pmap_file(&pmap).unwrap(),
+            r.pmap_iter().copied().collect::<Vec<_>>()
+        );
+        let mut h = StateHash::new(reference.len());
+        for p in &pieces {
+            h.update(p);
+        }
+        h.update(&pmap);
+        assert_eq!(h.finish(), state_hash(&reference, &pmap));
+    }
+
+    #[test]
+    fn a_large_full_state_record_is_the_record_of_its_additions() {
+        let r = large_state();
+        let adds: Vec<Change> = r
+            .iter()
+            .map(|e| Change::RpcbAdd {
+                reg: Registration::from(e),
+                front: false,
+            })
+            .chain(r.pmap_iter().map(|&entry| Change::PmapAdd {
+                entry,
+                front: false,
+            }))
+            .collect();
+        assert!(journal_record(&adds).len() > 4 * PIECE);
+        assert_eq!(
+            full_state_record(r.iter(), r.pmap_iter()),
+            journal_record(&adds)
+        );
     }
 
     #[test]

@@ -265,6 +265,12 @@ impl XdrWriter {
         self.buf
     }
 
+    /// Forgets what was written, keeping the buffer (for encoders that
+    /// hand their output out in pieces).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     pub fn put_u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }

@@ -28,10 +28,13 @@
 //! 3. takes the queued changes and notes `submitted`, the last ticket the
 //!    registry now reflects (and discards changes recorded but not yet
 //!    submitted: they are in the snapshot too);
-//! 4. encodes the C files and the full-state journal from the registry,
-//!    then lets the engine go (it is never held while writing or
-//!    syncing: requests go on, their changes queue for the next drain);
-//! 5. writes, syncs and renames the files;
+//! 4. encodes the C files and the full-state journal from the registry
+//!    straight into their temporary files, a piece at a time (so the
+//!    state is never whole in memory; the writes go to the page cache,
+//!    and the default directory, `/run`, is tmpfs), then lets the engine
+//!    go (it is never held while syncing: requests go on, their changes
+//!    queue for the next drain);
+//! 5. syncs and renames the files;
 //! 6. publishes the noted ticket as durable.
 //!
 //! Nothing is lost: a change was either in the journal, or queued before
@@ -186,9 +189,9 @@ pub fn prepare_dir(dir: &Path, owner: Owner) {
 /// a C daemon that reads them after dropping privileges can.
 pub type Owner = Option<(nix::unistd::Uid, nix::unistd::Gid)>;
 
-/// Writes `parts` one after the other into a fresh file and syncs it.
-fn write_synced(path: &Path, parts: &[&[u8]], owner: Owner) -> io::Result<()> {
-    let mut f = OpenOptions::new()
+/// Creates (or empties) a state file, owned by `owner`.
+fn create(path: &Path, owner: Owner) -> io::Result<File> {
+    let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
@@ -197,46 +200,97 @@ fn write_synced(path: &Path, parts: &[&[u8]], owner: Owner) -> io::Result<()> {
     if let Some((uid, gid)) = owner.filter(|_| nix::unistd::geteuid().is_root()) {
         nix::unistd::fchown(&f, Some(uid), Some(gid))?;
     }
-    for part in parts {
-        f.write_all(part)?;
-    }
-    f.sync_all()
+    Ok(f)
 }
 
-/// The bytes of one whole state, encoded (under the engine lock, for a
-/// compaction) apart from being written (without it).
+/// The two C files of one state, written as `*.tmp` (not yet synced).
+struct CFiles {
+    rpcb: File,
+    pmap: File,
+    /// Their [`ws::state_hash`], which names them in a journal header.
+    hash: u64,
+    len: u64,
+}
+
+impl CFiles {
+    /// Encodes `reg` straight into the files, a piece at a time, so that
+    /// the state is never whole in memory (at 50,000 registrations the
+    /// files and the journal's first record are about 7.5 MB).
+    fn write(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<CFiles> {
+        let rpcb_len = ws::rpcb_file_len(reg.iter());
+        let mut hash = ws::StateHash::new(rpcb_len);
+        let mut rpcb = create(&tmp(&dir.join(RPCB_FILE)), owner)?;
+        let mut written = 0;
+        ws::write_rpcb_file(reg.iter(), &mut |piece: &[u8]| {
+            hash.update(piece);
+            written += piece.len();
+            rpcb.write_all(piece)
+        })?;
+        if written != rpcb_len {
+            return Err(io::Error::other(format!(
+                "{RPCB_FILE}: {written} bytes written, {rpcb_len} counted"
+            )));
+        }
+        let mut pmap = create(&tmp(&dir.join(PMAP_FILE)), owner)?;
+        ws::write_pmap_file(reg.pmap_iter(), &mut |piece: &[u8]| {
+            hash.update(piece);
+            written += piece.len();
+            pmap.write_all(piece)
+        })?;
+        Ok(CFiles {
+            rpcb,
+            pmap,
+            hash: hash.finish(),
+            len: written as u64,
+        })
+    }
+}
+
+/// One whole state in the temporary files: the C files and a fresh
+/// journal whose first record holds the state as additions. Written from
+/// the registry (under the engine lock, for a compaction: writes into the
+/// page cache, no sync), then synced and renamed by [`Snapshot::commit`]
+/// (without it).
 struct Snapshot {
-    rpcb: Vec<u8>,
-    pmap: Vec<u8>,
-    /// The journal's record holding the whole state as additions; its
-    /// header (the hash of `rpcb` and `pmap`) is computed by `write`,
-    /// after the engine is unlocked, since it needs only these bytes.
-    records: Vec<u8>,
+    c: CFiles,
+    journal: File,
+    journal_len: u64,
 }
 
 impl Snapshot {
     /// Everything that needs the registry, and nothing more: this runs
-    /// with the engine locked (15-25 ms at 50,000 registrations).
-    fn encode(reg: &Registry) -> Snapshot {
-        Snapshot {
-            rpcb: ws::encode_rpcb_file(reg.iter()),
-            pmap: ws::encode_pmap_file(reg.pmap_iter()),
-            records: ws::full_state_record(reg.iter(), reg.pmap_iter()),
-        }
+    /// with the engine locked (about 20 ms at 50,000 registrations on
+    /// tmpfs, `/run`).
+    fn write(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<Snapshot> {
+        use std::os::unix::fs::FileExt;
+        let c = CFiles::write(dir, owner, reg)?;
+        let mut journal = create(&tmp(&dir.join(JOURNAL_FILE)), owner)?;
+        let header = ws::journal_header(c.hash);
+        journal.write_all(&header)?;
+        // The record's length and checksum go here once its payload is out.
+        journal.write_all(&[0; ws::RECORD_PREFIX_LEN])?;
+        let mut payload = 0;
+        let prefix = ws::write_full_state_record(reg.iter(), reg.pmap_iter(), &mut |piece| {
+            payload += piece.len();
+            journal.write_all(piece)
+        })?;
+        journal.write_all_at(&prefix, header.len() as u64)?;
+        Ok(Snapshot {
+            c,
+            journal,
+            journal_len: (header.len() + prefix.len() + payload) as u64,
+        })
     }
 
-    /// Writes the C files and a fresh journal holding the whole state,
-    /// and opens that journal. The journal is renamed first: a crash
-    /// between the renames leaves `*.tmp` behind, which tells `load` to
-    /// trust the journal.
-    fn write(&self, dir: &Path, owner: Owner) -> io::Result<Files> {
-        let (rpcb_path, pmap_path) = (dir.join(RPCB_FILE), dir.join(PMAP_FILE));
+    /// Syncs the files and renames them into place, then opens the
+    /// journal. The journal is renamed first: a crash between the renames
+    /// leaves `*.tmp` behind, which tells `load` to trust the journal.
+    fn commit(self, dir: &Path, owner: Owner) -> io::Result<Files> {
+        for f in [&self.c.rpcb, &self.c.pmap, &self.journal] {
+            f.sync_all()?;
+        }
         let journal_path = dir.join(JOURNAL_FILE);
-        let header = ws::journal_header(ws::state_hash(&self.rpcb, &self.pmap));
-        write_synced(&tmp(&rpcb_path), &[&self.rpcb], owner)?;
-        write_synced(&tmp(&pmap_path), &[&self.pmap], owner)?;
-        write_synced(&tmp(&journal_path), &[&header, &self.records], owner)?;
-        for p in [&journal_path, &rpcb_path, &pmap_path] {
+        for p in [&journal_path, &dir.join(RPCB_FILE), &dir.join(PMAP_FILE)] {
             std::fs::rename(tmp(p), p)?;
         }
         File::open(dir)?.sync_all()?;
@@ -245,8 +299,8 @@ impl Snapshot {
             dir: dir.to_owned(),
             owner,
             journal: file,
-            journal_len: (header.len() + self.records.len()) as u64,
-            state_len: (self.rpcb.len() + self.pmap.len()) as u64,
+            journal_len: self.journal_len,
+            state_len: self.c.len,
         })
     }
 }
@@ -264,7 +318,7 @@ struct Files {
 impl Files {
     /// Rewrites the C files and starts a fresh journal holding `reg`.
     fn compact(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<Files> {
-        Snapshot::encode(reg).write(dir, owner)
+        Snapshot::write(dir, owner, reg)?.commit(dir, owner)
     }
 
     fn append(&mut self, record: &[u8]) -> io::Result<()> {
@@ -304,15 +358,11 @@ fn save_c_files(dir: &Path, owner: Owner, reg: &Registry) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let files = [
-        (dir.join(RPCB_FILE), ws::encode_rpcb_file(reg.iter())),
-        (dir.join(PMAP_FILE), ws::encode_pmap_file(reg.pmap_iter())),
-    ];
-    for (path, bytes) in &files {
-        write_synced(&tmp(path), &[bytes], owner)?;
-    }
-    for (path, _) in &files {
-        std::fs::rename(tmp(path), path)?;
+    let c = CFiles::write(dir, owner, reg)?;
+    c.rpcb.sync_all()?;
+    c.pmap.sync_all()?;
+    for p in [dir.join(RPCB_FILE), dir.join(PMAP_FILE)] {
+        std::fs::rename(tmp(&p), &p)?;
     }
     File::open(dir)?.sync_all()
 }
@@ -415,14 +465,18 @@ impl Inner {
             // in the log they would be appended after it and replayed twice
             // (a PMAP addition twice is two mappings).
             reg.take_changes();
-            taken = Some((batch, covered, Snapshot::encode(reg)));
+            taken = Some((
+                batch,
+                covered,
+                Snapshot::write(&files.dir, files.owner, reg),
+            ));
         });
         // The engine is unlocked again: requests go on while the files are
         // written, their changes queue up for the drain after this one.
         let Some((batch, covered, snapshot)) = taken else {
             return;
         };
-        match snapshot.write(&files.dir, files.owner) {
+        match snapshot.and_then(|s| s.commit(&files.dir, files.owner)) {
             Ok(fresh) => {
                 *files = fresh;
                 let n = self.compactions.fetch_add(1, Ordering::Relaxed) + 1;
@@ -588,9 +642,10 @@ fn writer(inner: &Inner) {
         if shutdown || files.wants_compaction(inner.min_compact) {
             inner.compact(&mut files);
             drop(files);
-            // Megabytes of encoded files were just freed: without a trim
-            // glibc keeps them resident (see `sys::trim_heap`). Done after
-            // letting go of `state`, so no inline commit waits for it.
+            // The writer's buffers since the last rewrite were freed:
+            // without a trim glibc keeps some of them resident (see
+            // `sys::trim_heap`). Done after letting go of `state`, so no
+            // inline commit waits for it.
             crate::sys::trim_heap();
         }
         if shutdown {
@@ -786,6 +841,34 @@ mod tests {
         assert_eq!(reg.pmap_iter().count(), 2);
         assert_loads_as(&dir, &reg);
         p.shutdown();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The files written a piece at a time are byte for byte the state
+    /// encoded whole: the C files, and the journal's header and record.
+    #[test]
+    fn a_rewrite_writes_the_whole_state_encodings() {
+        let dir = scratch("pieces");
+        let mut reg = Registry::new();
+        for i in 0..20_000u32 {
+            let netid = ["udp", "tcp", "udp6", "local"][i as usize % 4];
+            let addr = format!("10.0.{}.{}.{}.{}", i % 9, i % 200, i >> 8, i & 255);
+            reg.set(Program(0x2000_0000 + i), Version(1), netid, &addr, "1000");
+        }
+        let files = Files::compact(&dir, None, &reg).unwrap();
+        let (rpcb, pmap) = (
+            ws::encode_rpcb_file(reg.iter()),
+            ws::encode_pmap_file(reg.pmap_iter()),
+        );
+        assert!(rpcb.len() > 8 * ws::PIECE);
+        let mut journal = ws::journal_header(ws::state_hash(&rpcb, &pmap));
+        journal.extend(ws::full_state_record(reg.iter(), reg.pmap_iter()));
+        assert!(std::fs::read(dir.join(RPCB_FILE)).unwrap() == rpcb);
+        assert!(std::fs::read(dir.join(PMAP_FILE)).unwrap() == pmap);
+        assert!(std::fs::read(dir.join(JOURNAL_FILE)).unwrap() == journal);
+        assert_eq!(files.journal_len, journal.len() as u64);
+        assert_eq!(files.state_len, (rpcb.len() + pmap.len()) as u64);
+        assert_loads_as(&dir, &reg);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
