@@ -562,11 +562,9 @@ mod tests {
         assert_eq!(h.finish(), state_hash(&reference, &pmap));
     }
 
-    #[test]
-    fn a_large_full_state_record_is_the_record_of_its_additions() {
-        let r = large_state();
-        let adds: Vec<Change> = r
-            .iter()
+    /// The state of `r` as the changes that would build it.
+    fn additions(r: &Registry) -> Vec<Change> {
+        r.iter()
             .map(|e| Change::RpcbAdd {
                 reg: Registration::from(e),
                 front: false,
@@ -575,7 +573,13 @@ mod tests {
                 entry,
                 front: false,
             }))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_large_full_state_record_is_the_record_of_its_additions() {
+        let r = large_state();
+        let adds = additions(&r);
         assert!(journal_record(&adds).len() > 4 * PIECE);
         assert_eq!(
             full_state_record(r.iter(), r.pmap_iter()),
@@ -588,17 +592,7 @@ mod tests {
         let mut r = Registry::new();
         r.set(Program(7), Version(1), "udp", "0.0.0.0.1.2", "1000");
         r.set(Program(8), Version(2), "tcp6", "::.1.3", "superuser");
-        let adds: Vec<Change> = r
-            .iter()
-            .map(|e| Change::RpcbAdd {
-                reg: Registration::from(e),
-                front: false,
-            })
-            .chain(r.pmap_iter().map(|&entry| Change::PmapAdd {
-                entry,
-                front: false,
-            }))
-            .collect();
+        let adds = additions(&r);
         assert_eq!(adds.len(), 3);
         let record = full_state_record(r.iter(), r.pmap_iter());
         assert_eq!(record, journal_record(&adds));
