@@ -52,7 +52,7 @@ pub fn run(
         next_call: 0,
         tally: Tally::default(),
         late: 0,
-        out: Outgoing::default(),
+        out: Outgoing::new(),
     };
     let mut slots: Vec<Slot> = Vec::with_capacity(window);
     for s in 0..window {
@@ -100,6 +100,7 @@ pub fn run(
 struct Waiting {
     bufs: Vec<u8>,
     lens: Vec<usize>,
+    headers: MultiHeaders<SockaddrStorage>,
 }
 
 /// A reply slot: replies to the UDP rows are far smaller; a longer one
@@ -111,19 +112,19 @@ impl Waiting {
         Waiting {
             bufs: vec![0; BURST * REPLY_SLOT],
             lens: Vec::with_capacity(BURST),
+            headers: MultiHeaders::preallocate(BURST, None),
         }
     }
 
     /// The replies waiting now (none if the receive fails).
     fn take(&mut self, fd: std::os::fd::RawFd) -> impl Iterator<Item = &[u8]> {
         self.lens.clear();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BURST, None);
         let mut chunks = self.bufs.chunks_exact_mut(REPLY_SLOT);
         let mut iovs: [[IoSliceMut<'_>; 1]; BURST] =
             std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
         if let Ok(got) = recvmmsg(
             fd,
-            &mut headers,
+            &mut self.headers,
             iovs.iter_mut(),
             MsgFlags::MSG_DONTWAIT,
             None,
@@ -148,11 +149,61 @@ struct Client {
 }
 
 /// Calls waiting to be sent, copied (a pool entry may be sent twice in
-/// one burst, with two xids).
-#[derive(Default)]
+/// one burst, with two xids), and the headers `sendmmsg` fills.
 struct Outgoing {
     bytes: Vec<u8>,
     ends: Vec<usize>,
+    headers: MultiHeaders<SockaddrStorage>,
+}
+
+/// A connected socket's destinations: none given.
+static NO_ADDRESSES: [Option<SockaddrStorage>; BURST] = [None; BURST];
+
+impl Outgoing {
+    fn new() -> Self {
+        Outgoing {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            headers: MultiHeaders::preallocate(BURST, None),
+        }
+    }
+
+    /// Sends the queued calls, up to [`BURST`] per `sendmmsg`, and empties
+    /// the queue; returns how many calls were refused.
+    fn send_all(&mut self, fd: std::os::fd::RawFd) -> u64 {
+        let mut refused = 0;
+        let (mut done, mut from) = (0, 0);
+        while done < self.ends.len() {
+            let ends = &self.ends[done..self.ends.len().min(done + BURST)];
+            let mut iov = [[IoSlice::new(&[])]; BURST];
+            let mut start = from;
+            for (slot, &end) in iov.iter_mut().zip(ends) {
+                *slot = [IoSlice::new(&self.bytes[start..end])];
+                start = end;
+            }
+            let n = ends.len();
+            let sent = match sendmmsg(
+                fd,
+                &mut self.headers,
+                &iov[..n],
+                &NO_ADDRESSES[..n],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(sent) => sent.count().clamp(1, n),
+                Err(_) => {
+                    // The first call of the chunk failed.
+                    refused += 1;
+                    1
+                }
+            };
+            done += sent;
+            from = self.ends[done - 1];
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        refused
+    }
 }
 
 impl Client {
@@ -174,49 +225,11 @@ impl Client {
         }
     }
 
-    /// Sends the queued calls, up to [`BURST`] per `sendmmsg`.
+    /// Sends the queued calls; a call the kernel refuses counts as an
+    /// error (it then times out).
     fn flush(&mut self) {
-        let out = std::mem::take(&mut self.out);
-        let mut start = 0;
-        let datagrams: Vec<[IoSlice<'_>; 1]> = out
-            .ends
-            .iter()
-            .map(|&end| {
-                let d = [IoSlice::new(&out.bytes[start..end])];
-                start = end;
-                d
-            })
-            .collect();
         let fd = self.sock.as_raw_fd();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BURST, None);
-        let to: [Option<SockaddrStorage>; BURST] = [None; BURST];
-        let mut rest = &datagrams[..];
-        while !rest.is_empty() {
-            let chunk = &rest[..rest.len().min(BURST)];
-            match sendmmsg(
-                fd,
-                &mut headers,
-                chunk,
-                &to[..chunk.len()],
-                [],
-                MsgFlags::empty(),
-            ) {
-                Ok(sent) => {
-                    let n = sent.count().max(1);
-                    rest = &rest[n.min(rest.len())..];
-                }
-                Err(_) => {
-                    // The first call of the chunk failed; it times out.
-                    self.tally.errors += 1;
-                    rest = &rest[1..];
-                }
-            }
-        }
-        drop(datagrams);
-        let mut out = out;
-        out.bytes.clear();
-        out.ends.clear();
-        self.out = out;
+        self.tally.errors += self.out.send_all(fd);
     }
 
     fn on_reply(&mut self, reply: &[u8], slots: &mut [Slot], pool: &mut [Call]) {
