@@ -357,7 +357,7 @@ async fn serve_udp(
                         let caller = crate::forward::Caller {
                             peer: dg.peer,
                             listener: socket.clone(),
-                            source: dg.local.map(|ip| udp::ReplySource::new(ip, dg.ifindex)),
+                            source: dg.reply_source(),
                             request_len: dg.len,
                         };
                         fwd.forward(f, caller).await;

@@ -38,8 +38,16 @@ pub struct Received {
     pub ifindex: u32,
 }
 
+impl Received {
+    /// The packet information that makes the reply leave from the address
+    /// the request reached (none if the kernel did not say).
+    pub fn reply_source(&self) -> Option<ReplySource> {
+        self.local.map(|ip| ReplySource::new(ip, self.ifindex))
+    }
+}
+
 /// A buffer large enough for either pktinfo control message.
-pub fn cmsg_buffer() -> Vec<u8> {
+fn cmsg_buffer() -> Vec<u8> {
     nix::cmsg_space!(libc::in6_pktinfo)
 }
 

@@ -14,13 +14,12 @@
 //! socket gets them as separate datagrams.
 
 use std::io::IoSlice;
-use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use super::{batch::BATCH, send, send_segments, Received, ReplySource};
+use super::{batch::BATCH, send, send_segments, Received};
 
 /// The largest reply sent in a GSO run. A segment must fit the path's
 /// MTU, or the send fails; 512 bytes plus headers fits the smallest
@@ -33,14 +32,14 @@ const MAX_SEGMENTS: usize = BATCH;
 
 struct Pending {
     payload: Vec<u8>,
-    peer: SocketAddr,
-    local: Option<IpAddr>,
-    ifindex: u32,
+    /// The request it answers.
+    to: Received,
 }
 
 impl Pending {
     fn same_route(&self, other: &Pending) -> bool {
-        self.peer == other.peer && self.local == other.local && self.ifindex == other.ifindex
+        let (a, b) = (&self.to, &other.to);
+        a.peer == b.peer && a.local == b.local && a.ifindex == b.ifindex
     }
 }
 
@@ -66,12 +65,7 @@ impl Outbox {
 
     /// Queues `payload` as the answer to the request `to`.
     pub fn push(&mut self, payload: Vec<u8>, to: &Received) {
-        self.pending.push(Pending {
-            payload,
-            peer: to.peer,
-            local: to.local,
-            ifindex: to.ifindex,
-        });
+        self.pending.push(Pending { payload, to: *to });
     }
 
     /// Sends every queued reply; `netid` names the listener in the log.
@@ -112,7 +106,7 @@ impl Outbox {
     async fn send_run(&mut self, socket: &UdpSocket, netid: &str, run: &[Pending]) {
         let fd = socket.as_raw_fd();
         let first = &run[0];
-        let source = first.local.map(|ip| ReplySource::new(ip, first.ifindex));
+        let (peer, source) = (first.to.peer, first.to.reply_source());
         let mut gso_error = None;
         if run.len() > 1 {
             let mut iov = [IoSlice::new(&[]); MAX_SEGMENTS];
@@ -123,7 +117,7 @@ impl Outbox {
             let segment = u16::try_from(first.payload.len()).unwrap_or(u16::MAX);
             let sent = socket
                 .async_io(Interest::WRITABLE, || {
-                    send_segments(fd, &iov[..run.len()], segment, first.peer, source.as_ref())
+                    send_segments(fd, &iov[..run.len()], segment, peer, source.as_ref())
                 })
                 .await;
             match sent {
@@ -134,7 +128,7 @@ impl Outbox {
         for (i, p) in run.iter().enumerate() {
             let sent = socket
                 .async_io(Interest::WRITABLE, || {
-                    send(fd, &p.payload, p.peer, source.as_ref())
+                    send(fd, &p.payload, peer, source.as_ref())
                 })
                 .await;
             match (sent, i, &gso_error) {
@@ -146,7 +140,7 @@ impl Outbox {
                     self.gso = false;
                 }
                 (Ok(_), ..) => {}
-                (Err(e), ..) => tracing::debug!("{netid} sendmsg to {}: {e}", p.peer),
+                (Err(e), ..) => tracing::debug!("{netid} sendmsg to {peer}: {e}"),
             }
         }
     }
@@ -155,6 +149,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{IpAddr, SocketAddr};
     use std::time::Duration;
 
     fn to(peer: SocketAddr, local: IpAddr) -> Received {
