@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod exchange;
 pub mod namespace;
 pub mod normalise;
+pub mod reserved;
 pub mod rpcwire;
 pub mod services;
 mod sys;

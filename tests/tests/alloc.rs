@@ -4,6 +4,7 @@
 //! Each test writes its own policy to the namespace's /run and points the
 //! daemon's state there (`--policy-config`, `--alloc-state`).
 
+use e2e::reserved::{assert_bindresvport_avoids, assert_cannot_bind, binder};
 use e2e::{binary, require_root, Impl, Namespace, Rpcbind};
 use std::collections::BTreeSet;
 use std::thread;
@@ -120,10 +121,6 @@ fn forty_concurrent_execs_get_forty_listening_pool_ports_and_sigkill_returns_one
 const RESERVED: &str = "mode = \"privileged\"\n\n[allocation]\nquota = 2\n\n\
     [[reservation]]\nname = \"svc\"\nport = 900\nprotocol = \"both\"\n";
 
-fn binder(ns: &Namespace, args: &[&str]) -> e2e::RunOutput {
-    ns.run(&binary("binder").display().to_string(), args, T)
-}
-
 #[test]
 fn a_held_reservation_blocks_every_kind_of_bind() {
     if !require_root("alloc reservation blocks") {
@@ -131,43 +128,12 @@ fn a_held_reservation_blocks_every_kind_of_bind() {
     }
     let ns = Namespace::new();
     let _d = start(&ns, RESERVED);
-    for proto in ["tcp", "udp"] {
-        for fam in ["4", "6"] {
-            for reuse in ["plain", "reuseaddr", "reuseport"] {
-                let out = binder(&ns, &["try", proto, fam, "900", reuse]);
-                assert_eq!(
-                    out.stdout.trim(),
-                    "error EADDRINUSE",
-                    "{proto}/{fam} {reuse} bound the reserved port"
-                );
-            }
-        }
-    }
+    assert_cannot_bind(&ns, 900, "");
     // The kernel NFS client's way, starting right at the reserved port.
     let nfs = binder(&ns, &["nfs", "900"]);
     assert_eq!(nfs.stdout.trim(), "bound 899", "{nfs:?}");
     // bindresvport(): every port of its range taken in turn, never 900.
-    let Some(prog) = e2e::cprog::build("bindresv") else {
-        return;
-    };
-    let prog = prog.display().to_string();
-    for proto in ["tcp", "udp"] {
-        let out = ns.run(&prog, &["resv", "430", proto, "4"], Duration::from_secs(60));
-        let ports: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter_map(|l| l.split_whitespace().find_map(|f| f.strip_prefix("port=")))
-            .collect();
-        assert!(
-            ports.len() > 300,
-            "{proto}: bindresvport got few ports: {}",
-            out.stdout
-        );
-        assert!(
-            !ports.contains(&"900"),
-            "{proto}: bindresvport got the reserved port"
-        );
-    }
+    assert_bindresvport_avoids(&ns, 900, "");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use e2e::reserved::{assert_bindresvport_avoids, assert_cannot_bind, binder};
 use e2e::{binary, require_root, Background, Namespace};
 
 const T: Duration = Duration::from_secs(10);
@@ -124,24 +125,10 @@ fn touch(ns: &Namespace, path: &str) {
     std::fs::write(ns.host_path(path), "").expect("touch");
 }
 
-fn binder(ns: &Namespace, args: &[&str]) -> e2e::RunOutput {
-    ns.run(&binary("binder").display().to_string(), args, T)
-}
-
 /// Every kind of bind of 900 while nobody but the store holds it.
 fn assert_port_900_cannot_be_bound(ns: &Namespace) {
-    for proto in ["tcp", "udp"] {
-        for fam in ["4", "6"] {
-            for reuse in ["plain", "reuseaddr", "reuseport"] {
-                let out = binder(ns, &["try", proto, fam, "900", reuse]);
-                assert_eq!(
-                    out.stdout.trim(),
-                    "error EADDRINUSE",
-                    "{proto}/{fam} {reuse} bound the reserved port while the daemon was down"
-                );
-            }
-        }
-    }
+    const WHEN: &str = " while the daemon was down";
+    assert_cannot_bind(ns, 900, WHEN);
     // The NFS client's way ends in a connect() to 111: something must
     // listen there while the daemon is down.
     let script = "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',111))\n\
@@ -151,23 +138,7 @@ fn assert_port_900_cannot_be_bound(ns: &Namespace) {
     let nfs = binder(ns, &["nfs", "900"]);
     drop(listener);
     assert_eq!(nfs.stdout.trim(), "bound 899", "{nfs:?}");
-    let Some(prog) = e2e::cprog::build("bindresv") else {
-        return;
-    };
-    let prog = prog.display().to_string();
-    for proto in ["tcp", "udp"] {
-        let out = ns.run(&prog, &["resv", "430", proto, "4"], Duration::from_secs(60));
-        let ports: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter_map(|l| l.split_whitespace().find_map(|f| f.strip_prefix("port=")))
-            .collect();
-        assert!(ports.len() > 300, "{proto}: few ports: {}", out.stdout);
-        assert!(
-            !ports.contains(&"900"),
-            "{proto}: bindresvport got the reserved port while the daemon was down"
-        );
-    }
+    assert_bindresvport_avoids(ns, 900, WHEN);
 }
 
 /// What a claimed reservation socket is, seen from the claimant's fd 3.
