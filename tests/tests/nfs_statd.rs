@@ -108,28 +108,7 @@ fn apply_in(ns: &Namespace) -> String {
 /// them and its sockets, then stops it with SIGTERM.
 fn run_statd(ns: &Namespace) -> Run {
     let mut statd = ns.spawn("rpc.statd", &["-F", "--no-notify", "-P", "/run/statd"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let registered = loop {
-        let out = ns.run("rpcinfo", &["-p"], RUN_TIMEOUT);
-        let status: Vec<(String, u16)> = out
-            .stdout
-            .lines()
-            .filter(|l| l.contains(" 100024 "))
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f[2].to_string(), f[3].parse().expect("port"))
-            })
-            .collect();
-        if status.len() >= 2 {
-            break status;
-        }
-        assert!(
-            statd.try_wait().is_none() && Instant::now() < deadline,
-            "rpc.statd did not register: {}",
-            statd.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let registered = statd_registrations(ns, &mut statd);
     let sockets = statd_sockets(ns);
     let pid = statd.pid();
     assert!(

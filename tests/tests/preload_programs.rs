@@ -7,7 +7,6 @@
 mod preload_common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use e2e::{require_root, run_with_timeout, skip_note, Namespace};
 use preload_common::*;
@@ -124,32 +123,11 @@ fn rpc_statd_under_the_shim_takes_only_policy_ports() {
         .args(["PORTPOLICY_PRELOAD_BIND0=1", "PORTPOLICY_PRELOAD_DEBUG=1"])
         .args(["rpc.statd", "-F", "--no-notify", "-P", "/run/statd"]);
     let mut statd = ns.spawn_command(c);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let registered = loop {
-        let out = ns.run("rpcinfo", &["-p"], RUN_TIMEOUT);
-        let status: Vec<String> = out
-            .stdout
-            .lines()
-            .filter(|l| l.contains(" 100024 "))
-            .map(str::to_string)
-            .collect();
-        if status.len() >= 2 {
-            break status;
-        }
-        assert!(
-            statd.try_wait().is_none() && Instant::now() < deadline,
-            "rpc.statd did not register: {}",
-            statd.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    for line in &registered {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let port: u16 = f[3].parse().expect("port");
-        let set = if f[2] == "tcp" { &pool.tcp } else { &pool.udp };
+    for (proto, port) in statd_registrations(&ns, &mut statd) {
+        let set = if proto == "tcp" { &pool.tcp } else { &pool.udp };
         assert!(
             set.contains(&port),
-            "statd registered a non-pool port: {line}"
+            "statd registered a non-pool port: {port}/{proto}"
         );
     }
     let held = ports_of(&ns, "rpc.statd");

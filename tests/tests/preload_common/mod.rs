@@ -1,17 +1,17 @@
 //! Shared helpers of the preload end-to-end tests (`preload.rs`,
-//! `preload_programs.rs`): the shim's path, `tests/c/bindresv.c` (built with
+//! `preload_programs.rs`, and `nfs_statd.rs`): the shim's path, `tests/c/bindresv.c` (built with
 //! libtirpc, or glibc only) and its output, the policy's pool as
 //! `portpolicy pool` prints it, `/etc/services`, our daemon with a policy
-//! file. Does namespace and process I/O.
+//! file, rpc.statd's registrations. Does namespace and process I/O.
 
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use e2e::{cprog, run_with_timeout, Impl, Namespace, Rpcbind, RunOutput};
+use e2e::{cprog, run_with_timeout, Background, Impl, Namespace, Rpcbind, RunOutput};
 
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -196,4 +196,33 @@ pub fn ports_of(ns: &Namespace, name: &str) -> Vec<(String, u16)> {
             (f[0].to_string(), port)
         })
         .collect()
+}
+
+/// Waits (10 s at most) until the running `statd` has registered the
+/// status program (100024) twice (udp and tcp), and returns those
+/// registrations from `rpcinfo -p` as (proto, port). Fails the test with
+/// statd's stderr if it exits first or the time runs out.
+pub fn statd_registrations(ns: &Namespace, statd: &mut Background) -> Vec<(String, u16)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ns.run("rpcinfo", &["-p"], RUN_TIMEOUT);
+        let status: Vec<(String, u16)> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" 100024 "))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[2].to_string(), f[3].parse().expect("port"))
+            })
+            .collect();
+        if status.len() >= 2 {
+            return status;
+        }
+        assert!(
+            statd.try_wait().is_none() && Instant::now() < deadline,
+            "rpc.statd did not register: {}",
+            statd.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
