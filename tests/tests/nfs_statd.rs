@@ -109,7 +109,8 @@ fn apply_in(ns: &Namespace) -> String {
 fn run_statd(ns: &Namespace) -> Run {
     let mut statd = ns.spawn("rpc.statd", &["-F", "--no-notify", "-P", "/run/statd"]);
     let registered = statd_registrations(ns, &mut statd);
-    let sockets = statd_sockets(ns);
+    // Every socket, in any state: the outgoing one too.
+    let sockets = sockets_of(ns, "rpc.statd", &["-Hanp", "-t", "-u"]);
     let pid = statd.pid();
     assert!(
         statd
@@ -134,32 +135,6 @@ fn run_statd(ns: &Namespace) -> Run {
     }
 }
 
-/// Every socket of rpc.statd (`ss -Hanp`, any state): (proto, port).
-fn statd_sockets(ns: &Namespace) -> Vec<(String, u16)> {
-    let out = ns.run("ss", &["-Hanp", "-t", "-u"], RUN_TIMEOUT);
-    out.assert_success("ss");
-    out.stdout
-        .lines()
-        .filter(|l| l.contains("((\"rpc.statd\""))
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let port = f[4].rsplit(':').next().expect("port");
-            (f[0].to_string(), port.parse().expect("port"))
-        })
-        .collect()
-}
-
-fn statd_dir(ns: &Namespace) {
-    ns.run(
-        "mkdir",
-        &["-p", "/run/statd/sm", "/run/statd/sm.bak"],
-        RUN_TIMEOUT,
-    )
-    .assert_success("mkdir");
-    ns.run("chown", &["-R", "statd", "/run/statd"], RUN_TIMEOUT)
-        .assert_success("chown");
-}
-
 #[test]
 fn rpc_statd_takes_its_reserved_port_from_the_nfs_conf_dropin() {
     let test = "rpc_statd_takes_its_reserved_port_from_the_nfs_conf_dropin";
@@ -182,7 +157,7 @@ fn rpc_statd_takes_its_reserved_port_from_the_nfs_conf_dropin() {
     let pool = Pool::read_config(&ns, CONFIG);
     let services = services_ports();
     assert!(!services.contains(&STATD_PORT));
-    statd_dir(&ns);
+    statd_state_dir(&ns);
     let mut pids = HashSet::new();
     for i in 0..STARTS {
         let run = run_statd(&ns);
@@ -214,7 +189,7 @@ fn without_the_dropin_statd_listens_on_ephemeral_ports() {
     }
     let ns = Namespace::new();
     let _daemon = start_with(&ns, "");
-    statd_dir(&ns);
+    statd_state_dir(&ns);
     let range = ns
         .run(
             "cat",

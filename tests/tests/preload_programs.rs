@@ -110,14 +110,7 @@ fn rpc_statd_under_the_shim_takes_only_policy_ports() {
     let _daemon = start_with(&ns, "mode = \"high\"\n");
     let pool = Pool::read(&ns);
     let services = services_ports();
-    ns.run(
-        "mkdir",
-        &["-p", "/run/statd/sm", "/run/statd/sm.bak"],
-        RUN_TIMEOUT,
-    )
-    .assert_success("mkdir");
-    ns.run("chown", &["-R", "statd", "/run/statd"], RUN_TIMEOUT)
-        .assert_success("chown");
+    statd_state_dir(&ns);
     let mut c = ns.command("env");
     c.arg(format!("LD_PRELOAD={}", preload_lib().display()))
         .args(["PORTPOLICY_PRELOAD_BIND0=1", "PORTPOLICY_PRELOAD_DEBUG=1"])

@@ -178,9 +178,15 @@ pub fn start_ours(ns: &Namespace) -> Rpcbind<'_> {
     start_with(ns, "")
 }
 
-/// The local ports of `name`'s sockets, from `ss` in `ns`.
+/// The local ports of `name`'s listening sockets, from `ss` in `ns`.
 pub fn ports_of(ns: &Namespace, name: &str) -> Vec<(String, u16)> {
-    let out = ns.run("ss", &["-Hlunpt"], RUN_TIMEOUT);
+    sockets_of(ns, name, &["-Hlunpt"])
+}
+
+/// The sockets of `name` that `ss` with `flags` (which must include `-H`
+/// and `-p`) lists in `ns`: (proto, local port).
+pub fn sockets_of(ns: &Namespace, name: &str, flags: &[&str]) -> Vec<(String, u16)> {
+    let out = ns.run("ss", flags, RUN_TIMEOUT);
     out.assert_success("ss");
     out.stdout
         .lines()
@@ -196,6 +202,19 @@ pub fn ports_of(ns: &Namespace, name: &str) -> Vec<(String, u16)> {
             (f[0].to_string(), port)
         })
         .collect()
+}
+
+/// The state directory rpc.statd is started with (`-P /run/statd`),
+/// owned by the `statd` user it drops to.
+pub fn statd_state_dir(ns: &Namespace) {
+    ns.run(
+        "mkdir",
+        &["-p", "/run/statd/sm", "/run/statd/sm.bak"],
+        RUN_TIMEOUT,
+    )
+    .assert_success("mkdir");
+    ns.run("chown", &["-R", "statd", "/run/statd"], RUN_TIMEOUT)
+        .assert_success("chown");
 }
 
 /// Waits (10 s at most) until the running `statd` has registered the
